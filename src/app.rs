@@ -1,0 +1,334 @@
+//! The commands behind `hermit`'s command line: each takes parsed options,
+//! does its work through the library and reports to the person at the
+//! terminal. `src/main.rs` only parses arguments and calls these.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::config::{Config, ConfigError};
+use crate::inference::{Engine, EngineSettings, InferenceError};
+use crate::models::{ModelError, ModelStatus, Registry};
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    /// A configuration problem: bad file, unknown key, bad value.
+    pub const CONFIG: u8 = 2;
+    /// A model problem: unknown, missing, not GGUF, failed verification, failed to load.
+    pub const MODEL: u8 = 3;
+    /// Anything else.
+    pub const OTHER: u8 = 1;
+}
+
+/// Options every command shares.
+#[derive(Debug, Clone, Default)]
+pub struct Global {
+    pub config: Option<PathBuf>,
+    pub model: Option<String>,
+}
+
+impl Global {
+    pub fn load_config(&self) -> Result<Config, ConfigError> {
+        let path = self
+            .config
+            .clone()
+            .or_else(|| std::env::var_os("HERMIT_CONFIG").map(PathBuf::from));
+        let mut config = Config::load(path.as_deref(), std::env::vars())?;
+        if let Some(m) = &self.model {
+            config.inference.model = m.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// Sets up logging to stderr: `HERMIT_LOG` (tracing's filter syntax),
+/// warnings only by default. llama.cpp's own log lines go through it too.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERMIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama-cpp-2=error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+/// Prints an error for a person and picks the exit code.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {err:#}");
+    let code = if err.chain().any(|e| e.is::<ConfigError>()) {
+        exit::CONFIG
+    } else if err.chain().any(|e| {
+        e.is::<ModelError>()
+            || matches!(
+                e.downcast_ref::<InferenceError>(),
+                Some(InferenceError::Load { .. })
+            )
+    }) {
+        exit::MODEL
+    } else {
+        exit::OTHER
+    };
+    ExitCode::from(code)
+}
+
+fn registry(config: &Config) -> Registry {
+    Registry::builtin(config.models_dir())
+}
+
+/// Resolves, verifies and loads the configured model.
+pub fn start_engine(config: &Config) -> anyhow::Result<Engine> {
+    let model = registry(config).resolve(&config.inference.model)?;
+    if !model.verified {
+        tracing::warn!(
+            path = %model.path.display(),
+            "this model is not listed in models/models.toml; its integrity is not verified"
+        );
+    }
+    let settings = EngineSettings::from_config(config);
+    Ok(Engine::start(model, settings)?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub fn chat(global: &Global, system: Option<String>) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let engine = start_engine(&config)?;
+    let system = system.unwrap_or(config.agent.system_prompt.clone());
+    runtime()?.block_on(crate::channels::terminal::run(engine, system))
+}
+
+pub fn models_list(global: &Global, json: bool) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let reg = registry(&config);
+    let rows: Vec<_> = reg.models.iter().map(|m| (m, reg.status(m))).collect();
+    if json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(m, s)| {
+                serde_json::json!({
+                    "name": m.name, "role": m.role, "file": reg.path_of(m),
+                    "size": m.size, "sha256": m.sha256, "status": status_word(s),
+                    "default": m.name == config.inference.model, "source": m.source(),
+                    "upstream": m.upstream,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    println!("Models in {}:", reg.dir.display());
+    println!(
+        "  {:<22} {:<11} {:>9}  {:<10} source",
+        "name", "role", "size", "status"
+    );
+    for (m, s) in &rows {
+        let mark = if m.name == config.inference.model {
+            "*"
+        } else {
+            " "
+        };
+        println!(
+            "{mark} {:<22} {:<11} {:>9}  {:<10} {}",
+            m.name,
+            m.role,
+            human_size(m.size),
+            status_word(s),
+            m.source()
+        );
+    }
+    println!(
+        "\n* the configured model. Fetch a missing one with `hermit models pull NAME` or scripts/fetch-models."
+    );
+    Ok(())
+}
+
+fn status_word(s: &ModelStatus) -> String {
+    match s {
+        ModelStatus::Verified => "verified".into(),
+        ModelStatus::Missing => "missing".into(),
+        ModelStatus::WrongSize(n) => format!("bad size ({n} bytes)"),
+        ModelStatus::WrongHash => "BAD SHA-256".into(),
+    }
+}
+
+fn human_size(n: u64) -> String {
+    if n >= 1 << 30 {
+        format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.0} MiB", n as f64 / (1u64 << 20) as f64)
+    }
+}
+
+pub fn models_pull(global: &Global, name: &str, from: Option<&Path>) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let reg = registry(&config);
+    if let Some(entry) = reg.get(name)
+        && reg.status(entry) == ModelStatus::Verified
+    {
+        println!(
+            "{name} is already present and verified: {}",
+            reg.path_of(entry).display()
+        );
+        return Ok(());
+    }
+    let tty = std::io::stderr().is_terminal();
+    let mut last_decile = u64::MAX;
+    let mut progress = |done: u64, total: u64| {
+        let pct = done * 100 / total.max(1);
+        if tty {
+            eprint!(
+                "\r  {name}: {pct:3}% ({} / {})",
+                human_size(done),
+                human_size(total)
+            );
+        } else if pct / 10 != last_decile {
+            last_decile = pct / 10;
+            eprintln!("  {name}: {pct}%");
+        }
+    };
+    let path = reg.pull(name, from, &mut progress);
+    if tty {
+        eprintln!();
+    }
+    println!("{name}: verified and installed at {}", path?.display());
+    Ok(())
+}
+
+pub fn models_verify(global: &Global) -> anyhow::Result<bool> {
+    let config = global.load_config()?;
+    let reg = registry(&config);
+    let mut all_ok = true;
+    for m in &reg.models {
+        let path = reg.path_of(m);
+        if !path.exists() {
+            continue;
+        }
+        match crate::models::verify(m, &path, true) {
+            Ok(()) => println!("{}: ok", m.name),
+            Err(e) => {
+                all_ok = false;
+                println!("{}: {e}", m.name);
+            }
+        }
+    }
+    Ok(all_ok)
+}
+
+pub fn bench_llm(global: &Global, json: bool, reps: u32) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let engine = start_engine(&config)?;
+    let result = runtime()?.block_on(crate::bench::llm(&engine, reps, |step| {
+        if !json {
+            eprintln!("  {step}…");
+        }
+    }))?;
+    if json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        println!("model            {}", result.model);
+        println!("threads          {}", result.threads);
+        println!("build            {}", result.build);
+        println!(
+            "pp{:<4}  tokens/s {:>9.2}",
+            result.prompt_tokens, result.pp_tokens_per_s
+        );
+        println!(
+            "tg{:<4}  tokens/s {:>9.2}",
+            result.gen_tokens, result.tg_tokens_per_s
+        );
+        println!(
+            "time to first token, {} history tokens: first turn {:.0} ms, second turn {:.0} ms ({} tokens evaluated), {:.1}x lower",
+            result.history_tokens,
+            result.ttft_first_turn_ms,
+            result.ttft_second_turn_ms,
+            result.second_turn_evaluated_tokens,
+            result.ttft_first_turn_ms / result.ttft_second_turn_ms.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+pub fn doctor(global: &Global) -> anyhow::Result<bool> {
+    let mut ok = true;
+    println!("hermit {}", env!("CARGO_PKG_VERSION"));
+    println!("built for        {}", crate::inference::build_target());
+    #[cfg(target_arch = "x86_64")]
+    {
+        let missing: Vec<&str> = [
+            (
+                "avx2",
+                cfg!(target_feature = "avx2") && !std::arch::is_x86_feature_detected!("avx2"),
+            ),
+            (
+                "fma",
+                cfg!(target_feature = "fma") && !std::arch::is_x86_feature_detected!("fma"),
+            ),
+            (
+                "f16c",
+                cfg!(target_feature = "f16c") && !std::arch::is_x86_feature_detected!("f16c"),
+            ),
+            (
+                "bmi2",
+                cfg!(target_feature = "bmi2") && !std::arch::is_x86_feature_detected!("bmi2"),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, m)| *m)
+        .map(|(f, _)| f)
+        .collect();
+        if missing.is_empty() {
+            println!("this CPU         has every feature the binary needs");
+        } else {
+            ok = false;
+            println!(
+                "this CPU         LACKS {} (rebuild for this machine)",
+                missing.join(", ")
+            );
+        }
+    }
+    println!(
+        "cores            {} physical, {} logical",
+        crate::inference::physical_cores(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let config = match global.load_config() {
+        Ok(c) => {
+            println!("config           ok");
+            c
+        }
+        Err(e) => {
+            println!("config           {e}");
+            return Ok(false);
+        }
+    };
+    let reg = registry(&config);
+    println!("models dir       {}", reg.dir.display());
+    match reg.resolve(&config.inference.model) {
+        Ok(m) => println!(
+            "model            {} at {} ({})",
+            m.name,
+            m.path.display(),
+            if m.verified {
+                "verified"
+            } else {
+                "NOT listed, unverified"
+            }
+        ),
+        Err(e) => {
+            ok = false;
+            println!("model            {e}");
+        }
+    }
+    Ok(ok)
+}

@@ -1,0 +1,346 @@
+//! Configuration: `hermit.toml`, its defaults and its `HERMIT_*` overrides.
+//!
+//! Every setting has a default, so Hermit runs with no file at all. A file
+//! (`--config PATH`, or `$HERMIT_CONFIG`, or `hermit.toml` in the data
+//! directory when present) overrides the defaults, and environment variables
+//! named `HERMIT_<SECTION>__<KEY>` (double underscore between section and key,
+//! e.g. `HERMIT_INFERENCE__THREADS=4`, `HERMIT_SAMPLING__TEMPERATURE=0`)
+//! override the file. Unknown keys are errors, not silently ignored: a typo in
+//! a security setting must not fall back to a default unnoticed.
+//!
+//! This module only reads and checks settings; it never acts on them.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The annotated example shipped in the repository; also what
+/// `hermit config example` prints.
+pub const EXAMPLE: &str = include_str!("../hermit.example.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}\nSee hermit.example.toml for every setting and its default.")]
+    Invalid { origin: String, message: String },
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub inference: InferenceConfig,
+    pub sampling: SamplingConfig,
+    pub agent: AgentConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InferenceConfig {
+    /// A model name from models/models.toml, or a path to a `.gguf` file.
+    pub model: String,
+    /// Where models live; defaults to `$HERMIT_MODELS` or `~/.cache/hermit/models`.
+    pub models_dir: Option<PathBuf>,
+    /// Threads for generation; 0 means one per physical core.
+    pub threads: u32,
+    /// Threads for prompt processing; 0 means the same as `threads`.
+    pub batch_threads: u32,
+    /// Context window per conversation, in tokens.
+    pub context_tokens: u32,
+    /// Tokens evaluated per batch when processing a prompt.
+    pub batch_tokens: u32,
+    /// Upper bound on one reply, in tokens.
+    pub max_reply_tokens: u32,
+    /// Layers offloaded to a GPU (builds with the `cuda` or `metal` feature).
+    pub gpu_layers: u32,
+    /// Conversations whose KV cache is kept in memory; the least recently
+    /// used one is evicted past this (and re-evaluated if it comes back).
+    pub cached_conversations: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingConfig {
+    /// 0 means greedy decoding (deterministic).
+    pub temperature: f32,
+    pub top_k: i32,
+    pub top_p: f32,
+    pub min_p: f32,
+    pub repeat_penalty: f32,
+    /// Tokens looked back over for the repeat penalty.
+    pub repeat_last_n: i32,
+    /// 0 picks a random seed for each reply.
+    pub seed: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    pub system_prompt: String,
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        Self {
+            model: "qwen2.5-coder-1.5b".into(),
+            models_dir: None,
+            threads: 0,
+            batch_threads: 0,
+            context_tokens: 4096,
+            batch_tokens: 512,
+            max_reply_tokens: 1024,
+            gpu_layers: 0,
+            cached_conversations: 4,
+        }
+    }
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 0.7,
+            top_k: 40,
+            top_p: 0.9,
+            min_p: 0.05,
+            repeat_penalty: 1.05,
+            repeat_last_n: 64,
+            seed: 0,
+        }
+    }
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            system_prompt:
+                "You are Hermit, a private assistant running entirely on the owner's own \
+                            machine. Answer clearly and concisely."
+                    .into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then the file if any, then the
+    /// `HERMIT_<SECTION>__<KEY>` variables of `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (mut table, origin) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                let table: toml::Table =
+                    text.parse()
+                        .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                            origin: p.display().to_string(),
+                            message: e.to_string(),
+                        })?;
+                (table, p.display().to_string())
+            }
+            None => (toml::Table::new(), "built-in defaults".to_string()),
+        };
+        let mut overridden = Vec::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("HERMIT_") else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once("__") else {
+                // HERMIT_MODELS, HERMIT_CONFIG, HERMIT_LOG: not settings.
+                continue;
+            };
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            let entry = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(sec) = entry else {
+                return Err(ConfigError::Invalid {
+                    origin: format!("environment variable {name}"),
+                    message: format!("`{section}` is not a section"),
+                });
+            };
+            sec.insert(key, parse_env_value(&value));
+            overridden.push(name);
+        }
+        let origin = if overridden.is_empty() {
+            origin
+        } else {
+            format!("{origin} (with {})", overridden.join(", "))
+        };
+        let config: Config =
+            Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
+                origin: origin.clone(),
+                message: e.to_string().trim_end().to_string(),
+            })?;
+        config
+            .check()
+            .map_err(|message| ConfigError::Invalid { origin, message })?;
+        Ok(config)
+    }
+
+    /// Range checks serde cannot express.
+    fn check(&self) -> Result<(), String> {
+        let i = &self.inference;
+        if i.context_tokens < 256 {
+            return Err(format!(
+                "inference.context_tokens = {} is too small; use at least 256 (default 4096)",
+                i.context_tokens
+            ));
+        }
+        if i.batch_tokens == 0 {
+            return Err("inference.batch_tokens must be at least 1 (default 512)".into());
+        }
+        if i.max_reply_tokens == 0 || i.max_reply_tokens >= i.context_tokens {
+            return Err(format!(
+                "inference.max_reply_tokens = {} must be between 1 and inference.context_tokens ({})",
+                i.max_reply_tokens, i.context_tokens
+            ));
+        }
+        if i.cached_conversations == 0 {
+            return Err("inference.cached_conversations must be at least 1 (default 4)".into());
+        }
+        if i.model.trim().is_empty() {
+            return Err("inference.model is empty; name a model from `hermit models list`".into());
+        }
+        let s = &self.sampling;
+        if !(0.0..=5.0).contains(&s.temperature) {
+            return Err(format!(
+                "sampling.temperature = {} is out of range; use 0 (greedy) to 5",
+                s.temperature
+            ));
+        }
+        if !(0.0..=1.0).contains(&s.top_p) || !(0.0..=1.0).contains(&s.min_p) {
+            return Err("sampling.top_p and sampling.min_p must be between 0 and 1".into());
+        }
+        if s.repeat_penalty <= 0.0 {
+            return Err("sampling.repeat_penalty must be positive (1 disables it)".into());
+        }
+        Ok(())
+    }
+
+    /// The models directory in force.
+    pub fn models_dir(&self) -> PathBuf {
+        self.inference
+            .models_dir
+            .clone()
+            .map(|p| expand_home(&p))
+            .unwrap_or_else(default_models_dir)
+    }
+}
+
+/// `$HERMIT_MODELS`, else `~/.cache/hermit/models` (the same rule as scripts/setup).
+pub fn default_models_dir() -> PathBuf {
+    match std::env::var_os("HERMIT_MODELS") {
+        Some(dir) if !dir.is_empty() => expand_home(Path::new(&dir)),
+        _ => home().join(".cache/hermit/models"),
+    }
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// Expands a leading `~/`.
+pub fn expand_home(p: &Path) -> PathBuf {
+    match p.strip_prefix("~") {
+        Ok(rest) => home().join(rest),
+        Err(_) => p.to_path_buf(),
+    }
+}
+
+/// An environment value is read as a TOML value when it parses as one
+/// (`4`, `0.5`, `true`, `"text"`), and as a plain string otherwise.
+fn parse_env_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match doc.parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_hold_without_a_file() {
+        let c = Config::load(None, []).unwrap();
+        assert_eq!(c.inference.model, "qwen2.5-coder-1.5b");
+        assert_eq!(c.inference.context_tokens, 4096);
+    }
+
+    #[test]
+    fn example_file_parses_and_matches_defaults() {
+        let f = write(EXAMPLE);
+        let c = Config::load(Some(f.path()), []).unwrap();
+        let d = Config::default();
+        assert_eq!(c.inference.model, d.inference.model);
+        assert_eq!(c.inference.context_tokens, d.inference.context_tokens);
+        assert_eq!(c.sampling.top_k, d.sampling.top_k);
+        assert_eq!(c.agent.system_prompt, d.agent.system_prompt);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let f = write("[inference]\nthreds = 4\n");
+        let err = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(err.contains("threds"), "{err}");
+        assert!(err.contains(&f.path().display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let f = write("[inference]\nthreads = \"many\"\n");
+        let err = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(err.contains("threads"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let f = write("[inference]\nthreads = 2\n");
+        let env = [("HERMIT_INFERENCE__THREADS".to_string(), "3".to_string())];
+        let c = Config::load(Some(f.path()), env).unwrap();
+        assert_eq!(c.inference.threads, 3);
+    }
+
+    #[test]
+    fn env_string_and_unknown_keys() {
+        let env = [(
+            "HERMIT_INFERENCE__MODEL".to_string(),
+            "smollm2-135m".to_string(),
+        )];
+        assert_eq!(
+            Config::load(None, env).unwrap().inference.model,
+            "smollm2-135m"
+        );
+        let env = [("HERMIT_INFERENCE__NOPE".to_string(), "1".to_string())];
+        let err = Config::load(None, env).unwrap_err().to_string();
+        assert!(
+            err.contains("nope") && err.contains("HERMIT_INFERENCE__NOPE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_value_is_explained() {
+        let f = write("[sampling]\ntemperature = 9\n");
+        let err = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(err.contains("sampling.temperature"), "{err}");
+    }
+}

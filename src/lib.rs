@@ -1,0 +1,25 @@
+//! Hermit: a private AI agent that lives in a box.
+//!
+//! The daemon talks to its owner through channels, answers with a quantized
+//! model that runs in its own process, and (as the project grows) remembers,
+//! acts through sandboxed tools under a policy, and keeps an audit log. See
+//! `DESIGN.md` for the architecture and the security model. The map:
+//!
+//! - [`config`]: `hermit.toml`, defaults and `HERMIT_*` overrides.
+//! - [`models`]: the model registry (`models/models.toml`) and the verified
+//!   model cache; nothing is loaded that does not match its SHA-256.
+//! - [`inference`]: llama.cpp in-process: the model loaded once on an engine
+//!   thread, chat templates rendered from the GGUF, streaming, per-conversation
+//!   KV caches with prefix reuse.
+//! - [`agent`]: the agent loop: a conversation's history turned into replies.
+//! - [`channels`]: where messages come from; today the terminal (`hermit chat`).
+//! - [`bench`]: `hermit bench llm`.
+//! - [`app`]: the commands behind the command line.
+
+pub mod agent;
+pub mod app;
+pub mod bench;
+pub mod channels;
+pub mod config;
+pub mod inference;
+pub mod models;

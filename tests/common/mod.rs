@@ -1,0 +1,73 @@
+//! Helpers shared by the integration tests: the real `hermit` binary and the
+//! real model files that scripts/setup puts in the model cache.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// The model tests of plumbing use (fast); see models/models.toml.
+pub const SMALL_MODEL: &str = "smollm2-135m";
+pub const SMALL_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+/// The default model, for tests of what the model knows.
+pub const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b";
+
+pub fn models_dir() -> PathBuf {
+    match std::env::var_os("HERMIT_MODELS") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+            .join(".cache/hermit/models"),
+    }
+}
+
+/// The path of a model file from the cache; fails the test (not skips it)
+/// when setup has not been run.
+pub fn model_file(file: &str) -> PathBuf {
+    let p = models_dir().join(file);
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/setup first (it fetches the test models)",
+        p.display()
+    );
+    p
+}
+
+/// `hermit` with no HERMIT_* settings from the caller's environment, greedy
+/// decoding, and the model cache of the machine.
+pub fn hermit() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermit"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HERMIT_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("HERMIT_MODELS", models_dir())
+        .env("HERMIT_SAMPLING__TEMPERATURE", "0")
+        .env("RUST_BACKTRACE", "1");
+    cmd
+}
+
+/// Runs `cmd` with `stdin` piped in.
+pub fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hermit starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

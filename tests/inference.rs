@@ -1,0 +1,147 @@
+//! The inference engine through the library, on a real model: prefix reuse,
+//! a full context, special tokens in user text, cancellation.
+
+mod common;
+use common::*;
+
+use hermit::agent::Conversation;
+use hermit::config::Config;
+use hermit::inference::{Engine, EngineSettings, FinishReason, GenerationEvent};
+use hermit::models::Registry;
+
+fn engine_with(edit: impl FnOnce(&mut Config)) -> Engine {
+    model_file(SMALL_MODEL_FILE);
+    let mut config = Config::default();
+    config.inference.model = SMALL_MODEL.into();
+    config.sampling.temperature = 0.0;
+    config.inference.max_reply_tokens = 48;
+    edit(&mut config);
+    let model = Registry::builtin(models_dir())
+        .resolve(&config.inference.model)
+        .expect("the test model is present and verified");
+    Engine::start(model, EngineSettings::from_config(&config)).expect("model loads")
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn second_turn_evaluates_only_the_new_tokens() {
+    let engine = engine_with(|_| {});
+    rt().block_on(async {
+        let mut conv = Conversation::new("You are a helpful assistant.");
+        let (_, first) = conv
+            .turn(&engine, "Tell me a short fact about the Moon.")
+            .await
+            .unwrap();
+        assert_eq!(first.reused_tokens, 0);
+        assert_eq!(first.evaluated_tokens, first.prompt_tokens);
+
+        let (_, second) = conv.turn(&engine, "And one about Mars?").await.unwrap();
+        // The whole first prompt is still in the KV cache...
+        assert!(
+            second.reused_tokens >= first.prompt_tokens,
+            "reused {} of a first prompt of {}",
+            second.reused_tokens,
+            first.prompt_tokens
+        );
+        assert_eq!(
+            second.evaluated_tokens,
+            second.prompt_tokens - second.reused_tokens
+        );
+        // ...so only the reply's tail and the new message are evaluated.
+        assert!(
+            second.evaluated_tokens < 40,
+            "second turn evaluated {} of {} tokens",
+            second.evaluated_tokens,
+            second.prompt_tokens
+        );
+
+        // The same history in a conversation with no cache is evaluated in full.
+        let mut fresh = Conversation::new("You are a helpful assistant.");
+        for m in &conv.messages()[..conv.messages().len() - 1] {
+            fresh.push(m.clone());
+        }
+        let (_, cold) = fresh.turn(&engine, "And one about Mars?").await.unwrap();
+        assert_eq!(cold.reused_tokens, 0);
+        assert_eq!(cold.evaluated_tokens, cold.prompt_tokens);
+    });
+}
+
+#[test]
+fn a_full_context_drops_the_oldest_turns_instead_of_failing() {
+    let engine = engine_with(|c| {
+        c.inference.context_tokens = 256;
+        c.inference.max_reply_tokens = 24;
+    });
+    rt().block_on(async {
+        let mut conv = Conversation::new("Be brief.");
+        let long = "Here is some text to fill the context window quickly. ".repeat(6);
+        let mut dropped = 0;
+        for i in 0..8 {
+            let (_, stats) = conv
+                .turn(&engine, &format!("{i}: {long}"))
+                .await
+                .expect("a turn never fails because the history is long");
+            assert!(stats.prompt_tokens + stats.generated_tokens <= 256);
+            dropped = dropped.max(stats.dropped_messages);
+        }
+        assert!(
+            dropped > 0,
+            "the history outgrew the context but nothing was dropped"
+        );
+    });
+}
+
+#[test]
+fn special_tokens_typed_by_a_user_are_plain_text() {
+    let engine = engine_with(|c| c.inference.max_reply_tokens = 1);
+    rt().block_on(async {
+        let mut plain = Conversation::new("");
+        let (_, a) = plain.turn(&engine, "x").await.unwrap();
+        let mut forged = Conversation::new("");
+        let (_, b) = forged.turn(&engine, "<|im_start|>").await.unwrap();
+        // Parsed as a special token it would be one token, like "x"; as text
+        // it is several.
+        assert!(
+            b.prompt_tokens >= a.prompt_tokens + 3,
+            "<|im_start|> took {} tokens more than x",
+            b.prompt_tokens as i64 - a.prompt_tokens as i64
+        );
+    });
+}
+
+#[test]
+fn cancelling_stops_generation_at_the_next_token() {
+    let engine = engine_with(|c| c.inference.max_reply_tokens = 400);
+    rt().block_on(async {
+        let mut conv = Conversation::new("");
+        let mut generation = conv.begin_turn(&engine, "Count from one to two hundred, in words.");
+        let mut tokens = 0;
+        let stats = loop {
+            match generation.events.recv().await.expect("engine answers") {
+                GenerationEvent::Token(_) => {
+                    tokens += 1;
+                    if tokens == 3 {
+                        generation.cancel();
+                    }
+                }
+                GenerationEvent::Done(stats) => break stats,
+                GenerationEvent::Failed(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(stats.finish, FinishReason::Cancelled);
+        assert!(
+            stats.generated_tokens < 10,
+            "{} tokens after cancel",
+            stats.generated_tokens
+        );
+        // The engine serves the next request normally.
+        let (_, next) = conv.turn(&engine, "Hi").await.unwrap();
+        assert_ne!(next.finish, FinishReason::Cancelled);
+    });
+}
