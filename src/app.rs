@@ -312,6 +312,33 @@ pub fn doctor(global: &Global) -> anyhow::Result<bool> {
             return Ok(false);
         }
     };
+    let support = crate::sandbox::probe();
+    let verdict = |ok: bool| if ok { "ok" } else { "MISSING" };
+    println!(
+        "sandbox          landlock {} (ABI {}), seccomp {}, namespaces {}, process limit {}",
+        verdict(support.landlock_abi >= 1),
+        support.landlock_abi,
+        verdict(support.seccomp),
+        verdict(support.namespaces),
+        verdict(support.process_limit)
+    );
+    let probe_policy = crate::tools::ToolContext {
+        workspace: config.workspace(),
+        data_dir: config.data_dir(),
+        sandbox: crate::sandbox::Sandbox::current()?,
+        limits: config.sandbox.limits.clone(),
+        allow_weaker: config.sandbox.allow_weaker,
+        network: false,
+    };
+    match probe_sandbox(&probe_policy) {
+        Ok(()) => println!(
+            "sandbox probe    ok: a sandboxed process ran, and could not write outside the workspace nor open a socket"
+        ),
+        Err(e) => {
+            ok = false;
+            println!("sandbox probe    FAILED: {e}");
+        }
+    }
     let reg = registry(&config);
     println!("models dir       {}", reg.dir.display());
     match reg.resolve(&config.inference.model) {
@@ -331,4 +358,138 @@ pub fn doctor(global: &Global) -> anyhow::Result<bool> {
         }
     }
     Ok(ok)
+}
+
+fn toolbox(config: &Config) -> anyhow::Result<crate::tools::Toolbox> {
+    let sandbox = crate::sandbox::Sandbox::current()?;
+    Ok(crate::tools::Toolbox::builtin(crate::tools::ToolContext {
+        workspace: config.workspace(),
+        data_dir: config.data_dir(),
+        sandbox,
+        limits: config.sandbox.limits.clone(),
+        allow_weaker: config.sandbox.allow_weaker,
+        network: config.sandbox.network,
+    }))
+}
+
+pub fn tools_list(global: &Global, json: bool) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let tb = toolbox(&config)?;
+    let rows: Vec<_> = tb
+        .specs()
+        .into_iter()
+        .map(|s| {
+            let tool = tb.get(s.name).expect("listed tool exists");
+            // Effects of the broadest call: every op the schema allows.
+            let mut effects = tool.effects(&serde_json::json!({}));
+            if let Some(ops) = s.parameters["properties"]["op"]["enum"].as_array() {
+                for op in ops {
+                    effects.extend(tool.effects(&serde_json::json!({ "op": op })));
+                }
+            }
+            effects.sort();
+            effects.dedup();
+            (s, effects)
+        })
+        .collect();
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(s, e)| serde_json::json!({"name": s.name, "description": s.description, "parameters": s.parameters, "effects": e}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    for (s, effects) in rows {
+        let effects: Vec<_> = effects
+            .iter()
+            .map(|e| serde_json::to_value(e).map(|v| v.as_str().unwrap_or("").to_string()))
+            .collect::<Result<_, _>>()?;
+        println!("{} — {}", s.name, s.description);
+        println!("  effects: {}", effects.join(", "));
+        println!("  arguments: {}", serde_json::to_string(&s.parameters)?);
+        println!();
+    }
+    println!("workspace: {}", config.workspace().display());
+    Ok(())
+}
+
+/// `hermit tools run NAME --args JSON`: one call as the owner, through the
+/// same decision point and sandbox as the agent's calls.
+pub fn tools_run(global: &Global, name: &str, args: &str) -> anyhow::Result<bool> {
+    let config = global.load_config()?;
+    let arguments: serde_json::Value =
+        serde_json::from_str(args).with_context(|| format!("--args is not valid JSON: {args}"))?;
+    let tb = toolbox(&config)?;
+    let out = tb.call(&crate::tools::ToolCall {
+        name: name.into(),
+        arguments,
+    })?;
+    println!("{}", out.content);
+    Ok(out.ok)
+}
+
+pub fn files_trash(global: &Global) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let trash = crate::tools::files::Trash::new(&config.data_dir());
+    let entries = trash.list();
+    if entries.is_empty() {
+        println!("the trash is empty");
+    }
+    for e in entries {
+        println!("{}\t{}", e.id, e.original);
+    }
+    Ok(())
+}
+
+pub fn files_restore(global: &Global, id: &str) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let ws = crate::tools::files::Workspace::open(&config.workspace())?;
+    let restored = crate::tools::files::Trash::new(&config.data_dir()).restore(&ws, id)?;
+    println!("restored {restored}");
+    Ok(())
+}
+
+pub fn bench_sandbox(global: &Global, json: bool, runs: usize) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let tb = toolbox(&config)?;
+    let r = crate::bench::sandbox(&tb.ctx.sandbox, &tb.ctx.sandbox_policy(), runs)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{} runs: plain fork+exec of true {:.2} ms, sandboxed {:.2} ms (median); sandbox adds {:.2} ms ({:.1}x)",
+            r.runs, r.plain_median_ms, r.sandboxed_median_ms, r.added_ms, r.ratio
+        );
+    }
+    Ok(())
+}
+
+/// Runs a sandboxed process that tries what it must not do.
+fn probe_sandbox(ctx: &crate::tools::ToolContext) -> anyhow::Result<()> {
+    let policy = ctx.sandbox_policy();
+    let outside = std::env::temp_dir().join(format!("hermit-doctor-{}", std::process::id()));
+    let script = format!(
+        "echo inside > probe.txt && rm probe.txt && if echo x > {0} 2>/dev/null; then echo WROTE-OUTSIDE; fi; \
+         if (exec 3<>/dev/tcp/127.0.0.1/9) 2>/dev/null; then echo OPENED-SOCKET; fi; true",
+        outside.display()
+    );
+    let argv = ["/bin/bash".to_string(), "-c".to_string(), script];
+    let out = ctx.sandbox.run(&policy, &argv)?;
+    let _ = std::fs::remove_file(&outside);
+    anyhow::ensure!(
+        out.exit_code == 0,
+        "the probe exited {}: {}",
+        out.exit_code,
+        out.stderr.trim()
+    );
+    anyhow::ensure!(
+        !out.stdout.contains("WROTE-OUTSIDE"),
+        "a sandboxed process wrote outside the workspace"
+    );
+    anyhow::ensure!(
+        !out.stdout.contains("OPENED-SOCKET"),
+        "a sandboxed process opened a TCP socket"
+    );
+    Ok(())
 }

@@ -159,3 +159,54 @@ fn history_exchanges() -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// `hermit bench sandbox`: the cost of starting a sandboxed `true` against a
+/// plain fork+exec of `true`.
+#[derive(Debug, Serialize)]
+pub struct SandboxBench {
+    pub runs: usize,
+    pub plain_median_ms: f64,
+    pub sandboxed_median_ms: f64,
+    pub added_ms: f64,
+    pub ratio: f64,
+}
+
+pub fn sandbox(
+    sandbox: &crate::sandbox::Sandbox,
+    policy: &crate::sandbox::SandboxPolicy,
+    runs: usize,
+) -> Result<SandboxBench, crate::sandbox::SandboxError> {
+    let runs = runs.max(1);
+    let argv = ["/bin/true".to_string()];
+    let mut plain = Vec::with_capacity(runs);
+    let mut boxed = Vec::with_capacity(runs);
+    // Interleaved, so machine noise hits both alike.
+    for _ in 0..runs {
+        let t = std::time::Instant::now();
+        std::process::Command::new("/bin/true").status()?;
+        plain.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = std::time::Instant::now();
+        let out = sandbox.run(policy, &argv)?;
+        boxed.push(t.elapsed().as_secs_f64() * 1000.0);
+        if out.exit_code != 0 {
+            return Err(crate::sandbox::SandboxError::Setup(format!(
+                "sandboxed true exited {}: {}",
+                out.exit_code, out.stderr
+            )));
+        }
+    }
+    let p = median(&mut plain);
+    let b = median(&mut boxed);
+    Ok(SandboxBench {
+        runs,
+        plain_median_ms: p,
+        sandboxed_median_ms: b,
+        added_ms: b - p,
+        ratio: b / p.max(1e-9),
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}

@@ -4,6 +4,7 @@
 //! (`--config PATH`, or `$HERMIT_CONFIG`, or `hermit.toml` in the data
 //! directory when present) overrides the defaults, and environment variables
 //! named `HERMIT_<SECTION>__<KEY>` (double underscore between section and key,
+//! and between nested sections: `HERMIT_SANDBOX__LIMITS__TIMEOUT_SECONDS`;
 //! e.g. `HERMIT_INFERENCE__THREADS=4`, `HERMIT_SAMPLING__TEMPERATURE=0`)
 //! override the file. Unknown keys are errors, not silently ignored: a typo in
 //! a security setting must not fall back to a default unnoticed.
@@ -35,6 +36,30 @@ pub struct Config {
     pub inference: InferenceConfig,
     pub sampling: SamplingConfig,
     pub agent: AgentConfig,
+    pub paths: PathsConfig,
+    pub sandbox: SandboxConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsConfig {
+    /// Hermit's data: database, trash, scratch. Default: `$HERMIT_DATA`,
+    /// else `~/.local/share/hermit`.
+    pub data_dir: Option<PathBuf>,
+    /// The only part of the disk the agent's file tools see. Default:
+    /// `<data_dir>/workspace`.
+    pub workspace: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// Run tools even where the kernel lacks a sandbox mechanism (Landlock,
+    /// seccomp, namespaces, a process limit). Off: such tools refuse to run.
+    pub allow_weaker: bool,
+    /// Give tool processes the network. Off by default.
+    pub network: bool,
+    pub limits: crate::sandbox::Limits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,21 +176,26 @@ impl Config {
             let Some(rest) = name.strip_prefix("HERMIT_") else {
                 continue;
             };
-            let Some((section, key)) = rest.split_once("__") else {
-                // HERMIT_MODELS, HERMIT_CONFIG, HERMIT_LOG: not settings.
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            if path.len() < 2 {
+                // HERMIT_MODELS, HERMIT_CONFIG, HERMIT_LOG, HERMIT_DATA: not settings.
                 continue;
-            };
-            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
-            let entry = table
-                .entry(section.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            let toml::Value::Table(sec) = entry else {
-                return Err(ConfigError::Invalid {
-                    origin: format!("environment variable {name}"),
-                    message: format!("`{section}` is not a section"),
-                });
-            };
-            sec.insert(key, parse_env_value(&value));
+            }
+            let (key, sections) = path.split_last().expect("at least two parts");
+            let mut table_ref = &mut table;
+            for section in sections {
+                let entry = table_ref
+                    .entry(section.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let toml::Value::Table(sec) = entry else {
+                    return Err(ConfigError::Invalid {
+                        origin: format!("environment variable {name}"),
+                        message: format!("`{section}` is not a section"),
+                    });
+                };
+                table_ref = sec;
+            }
+            table_ref.insert(key.clone(), parse_env_value(&value));
             overridden.push(name);
         }
         let origin = if overridden.is_empty() {
@@ -222,6 +252,24 @@ impl Config {
             return Err("sampling.repeat_penalty must be positive (1 disables it)".into());
         }
         Ok(())
+    }
+
+    /// The data directory in force.
+    pub fn data_dir(&self) -> PathBuf {
+        match (&self.paths.data_dir, std::env::var_os("HERMIT_DATA")) {
+            (Some(p), _) => expand_home(p),
+            (None, Some(d)) if !d.is_empty() => expand_home(Path::new(&d)),
+            _ => home().join(".local/share/hermit"),
+        }
+    }
+
+    /// The workspace in force.
+    pub fn workspace(&self) -> PathBuf {
+        self.paths
+            .workspace
+            .as_deref()
+            .map(expand_home)
+            .unwrap_or_else(|| self.data_dir().join("workspace"))
     }
 
     /// The models directory in force.
@@ -329,6 +377,12 @@ mod tests {
             Config::load(None, env).unwrap().inference.model,
             "smollm2-135m"
         );
+        let env = [(
+            "HERMIT_SANDBOX__LIMITS__TIMEOUT_SECONDS".to_string(),
+            "5".to_string(),
+        )];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.sandbox.limits.timeout_seconds, 5);
         let env = [("HERMIT_INFERENCE__NOPE".to_string(), "1".to_string())];
         let err = Config::load(None, env).unwrap_err().to_string();
         assert!(

@@ -13,7 +13,10 @@
 //!   KV caches with prefix reuse.
 //! - [`agent`]: the agent loop: a conversation's history turned into replies.
 //! - [`channels`]: where messages come from; today the terminal (`hermit chat`).
-//! - [`bench`]: `hermit bench llm`.
+//! - [`tools`]: what Hermit can do (shell, files, time), all through one
+//!   decision point.
+//! - [`sandbox`]: the kernel-enforced confinement of every tool process.
+//! - [`bench`]: `hermit bench llm`, `hermit bench sandbox`.
 //! - [`app`]: the commands behind the command line.
 
 pub mod agent;
@@ -23,3 +26,5 @@ pub mod channels;
 pub mod config;
 pub mod inference;
 pub mod models;
+pub mod sandbox;
+pub mod tools;

@@ -37,8 +37,25 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
-    /// Check the build, this machine, the configuration and the model.
+    /// Check the build, this machine, the sandbox, the configuration and the model.
     Doctor,
+    /// The tools Hermit can use.
+    Tools {
+        #[command(subcommand)]
+        command: ToolsCommand,
+    },
+    /// The workspace's trash: files deleted by the `files` tool.
+    Files {
+        #[command(subcommand)]
+        command: FilesCommand,
+    },
+    /// Internal: the sandbox launcher (started by Hermit, not by people).
+    #[command(hide = true)]
+    SandboxExec {
+        policy: String,
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
     /// Print the annotated example configuration.
     ConfigExample,
 }
@@ -62,6 +79,31 @@ enum ModelsCommand {
 }
 
 #[derive(Subcommand)]
+enum ToolsCommand {
+    /// Every tool with its arguments' schema and its effects.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one tool call as the owner, through the same decision point and
+    /// sandbox as the agent's calls.
+    Run {
+        name: String,
+        /// The call's arguments, as JSON.
+        #[arg(long, value_name = "JSON", default_value = "{}")]
+        args: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum FilesCommand {
+    /// List what is in the trash.
+    Trash,
+    /// Put a deleted file back where it was.
+    Restore { id: String },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// Prompt processing and generation speed, and time to first token.
     Llm {
@@ -74,9 +116,21 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         reps: u32,
     },
+    /// Start-up cost of a sandboxed `true` against a plain fork+exec.
+    Sandbox {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+    },
 }
 
 fn main() -> ExitCode {
+    // `hermit tools list | head` should end quietly, not panic on EPIPE.
+    // SAFETY: setting a signal disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let version: &'static str = Box::leak(
         format!(
             "{}\nbuilt for {}",
@@ -90,6 +144,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    if let Command::SandboxExec { policy, argv } = &cli.command {
+        hermit::sandbox::launcher::main(policy, argv);
+    }
     app::init_logging();
     let mut global = Global {
         config: cli.config,
@@ -113,7 +170,19 @@ fn main() -> ExitCode {
             global.model = model;
             app::bench_llm(&global, json, reps).map(|()| true)
         }
+        Command::Bench {
+            command: BenchCommand::Sandbox { json, runs },
+        } => app::bench_sandbox(&global, json, runs).map(|()| true),
         Command::Doctor => app::doctor(&global),
+        Command::Tools { command } => match command {
+            ToolsCommand::List { json } => app::tools_list(&global, json).map(|()| true),
+            ToolsCommand::Run { name, args } => app::tools_run(&global, &name, &args),
+        },
+        Command::Files { command } => match command {
+            FilesCommand::Trash => app::files_trash(&global).map(|()| true),
+            FilesCommand::Restore { id } => app::files_restore(&global, &id).map(|()| true),
+        },
+        Command::SandboxExec { .. } => unreachable!("handled above"),
         Command::ConfigExample => {
             print!("{}", hermit::config::EXAMPLE);
             Ok(true)

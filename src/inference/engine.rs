@@ -129,10 +129,12 @@ pub(super) fn run(
                 cancel,
             } => {
                 queued.fetch_sub(1, Ordering::SeqCst);
-                if cancel.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let result = worker.generate(request, &events, &cancel);
+                let result = if cancel.load(Ordering::SeqCst) {
+                    // Cancelled while it waited in the queue.
+                    Ok(stats_cancelled(&[], 0, 0, Instant::now()))
+                } else {
+                    worker.generate(request, &events, &cancel)
+                };
                 let _ = events.send(match result {
                     Ok(stats) => GenerationEvent::Done(stats),
                     Err(e) => GenerationEvent::Failed(e),

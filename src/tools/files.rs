@@ -1,0 +1,388 @@
+//! `files`: read, write, list, move and delete inside the workspace only.
+//!
+//! Every path is resolved by the kernel beneath the workspace directory with
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: `..` that climbs out,
+//! absolute paths, symlinks pointing out and a symlink swapped in between a
+//! check and a use all fail, since there is no separate check. `delete` moves
+//! the file to a trash in the data directory, restorable for 30 days
+//! (`hermit files restore ID`), instead of destroying it.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
+
+/// Files larger than this are read only up to it.
+const READ_LIMIT: u64 = 256 * 1024;
+/// How long deleted files stay restorable.
+pub const TRASH_DAYS: u64 = 30;
+
+pub struct Files;
+
+fn failed(message: impl std::fmt::Display) -> ToolError {
+    ToolError::Failed {
+        tool: "files".into(),
+        message: message.to_string(),
+    }
+}
+
+impl Tool for Files {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "files",
+            description: "Read, write, list, move or delete files in the owner's workspace. Paths are relative to the workspace. Deleted files go to a trash, restorable for 30 days.",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "op": {"type": "string", "enum": ["read", "write", "list", "move", "delete"]},
+                    "path": {"type": "string", "description": "Path relative to the workspace (default: the workspace itself, for list)", "maxLength": 4096},
+                    "content": {"type": "string", "description": "For write: the new content of the file"},
+                    "to": {"type": "string", "description": "For move: the destination path", "maxLength": 4096}
+                },
+                "required": ["op"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn effects(&self, args: &Value) -> Vec<Effect> {
+        match arg_str(args, "op") {
+            Some("read") | Some("list") => vec![Effect::Read],
+            _ => vec![Effect::Write],
+        }
+    }
+
+    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        let ws = Workspace::open(&ctx.workspace)?;
+        let path = arg_str(args, "path");
+        let need_path = || path.ok_or_else(|| failed("`path` is required for this operation"));
+        let content = match arg_str(args, "op").unwrap_or_default() {
+            "read" => ws.read(need_path()?)?,
+            "write" => {
+                let text = arg_str(args, "content")
+                    .ok_or_else(|| failed("`content` is required to write"))?;
+                ws.write(need_path()?, text)?;
+                format!("wrote {} bytes to {}", text.len(), need_path()?)
+            }
+            "list" => ws.list(path.unwrap_or("."))?,
+            "move" => {
+                let to = arg_str(args, "to").ok_or_else(|| failed("`to` is required to move"))?;
+                ws.rename(need_path()?, &ws, to)?;
+                format!("moved {} to {to}", need_path()?)
+            }
+            "delete" => {
+                let id = Trash::new(&ctx.data_dir).put(&ws, need_path()?)?;
+                format!(
+                    "moved {} to the trash (restorable for {TRASH_DAYS} days: hermit files restore {id})",
+                    need_path()?
+                )
+            }
+            other => return Err(failed(format!("unknown operation {other}"))),
+        };
+        Ok(ToolOutput { ok: true, content })
+    }
+}
+
+/// A directory that paths are resolved beneath.
+pub struct Workspace {
+    dir: OwnedFd,
+}
+
+fn cstring(p: &str) -> Result<CString, ToolError> {
+    CString::new(p).map_err(|_| failed("a path cannot contain a NUL byte"))
+}
+
+fn errno_message(path: &str, err: std::io::Error) -> ToolError {
+    match err.raw_os_error() {
+        Some(libc::EXDEV) | Some(libc::ELOOP) => failed(format!(
+            "{path} is outside the workspace (absolute paths, `..` and symlinks leading out are refused)"
+        )),
+        Some(libc::ENOENT) => failed(format!("{path} does not exist")),
+        _ => failed(format!("{path}: {err}")),
+    }
+}
+
+impl Workspace {
+    pub fn open(dir: &Path) -> Result<Self, ToolError> {
+        std::fs::create_dir_all(dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+        let fd = File::open(dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+        Ok(Self { dir: fd.into() })
+    }
+
+    /// `openat2` beneath the workspace.
+    fn open_beneath(&self, path: &str, flags: i32, mode: u32) -> Result<OwnedFd, ToolError> {
+        let c = cstring(path)?;
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = (flags | libc::O_CLOEXEC) as u64;
+        how.mode = if flags & libc::O_CREAT != 0 {
+            mode as u64
+        } else {
+            0
+        };
+        how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+        // SAFETY: openat2 with a valid dirfd, C string and open_how.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                self.dir.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd < 0 {
+            return Err(errno_message(path, std::io::Error::last_os_error()));
+        }
+        // SAFETY: a new fd we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    }
+
+    /// The directory holding `path`'s last component, resolved beneath, and
+    /// that component (a plain name).
+    fn parent_of<'p>(&self, path: &'p str) -> Result<(OwnedFd, &'p str), ToolError> {
+        let trimmed = path.trim_end_matches('/');
+        let (parent, name) = match trimmed.rsplit_once('/') {
+            Some((p, n)) => (if p.is_empty() { "/" } else { p }, n),
+            None => (".", trimmed),
+        };
+        if name.is_empty() || name == "." || name == ".." {
+            return Err(failed(format!("{path} does not name a file")));
+        }
+        let dir = self.open_beneath(parent, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        Ok((dir, name))
+    }
+
+    pub fn read(&self, path: &str) -> Result<String, ToolError> {
+        let fd = self.open_beneath(path, libc::O_RDONLY, 0)?;
+        let mut f = File::from(fd);
+        let meta = f.metadata().map_err(|e| failed(format!("{path}: {e}")))?;
+        if meta.is_dir() {
+            return Err(failed(format!("{path} is a directory; use list")));
+        }
+        let mut bytes = Vec::new();
+        (&mut f)
+            .take(READ_LIMIT)
+            .read_to_end(&mut bytes)
+            .map_err(|e| failed(format!("{path}: {e}")))?;
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if meta.len() > READ_LIMIT {
+            text.push_str(&format!(
+                "\n[… {} more bytes not shown]",
+                meta.len() - READ_LIMIT
+            ));
+        }
+        Ok(text)
+    }
+
+    pub fn write(&self, path: &str, content: &str) -> Result<(), ToolError> {
+        // Parent directories are created one component at a time, each
+        // resolved beneath the workspace.
+        let trimmed = path.trim_end_matches('/');
+        if let Some((parent, _)) = trimmed.rsplit_once('/') {
+            let mut so_far = String::new();
+            for comp in parent.split('/').filter(|c| !c.is_empty() && *c != ".") {
+                if !so_far.is_empty() {
+                    so_far.push('/');
+                }
+                so_far.push_str(comp);
+                let (dir, name) = self.parent_of(&so_far)?;
+                let c = cstring(name)?;
+                // SAFETY: mkdirat with a valid dirfd and C string.
+                let r = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o755) };
+                if r != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+                    return Err(errno_message(&so_far, std::io::Error::last_os_error()));
+                }
+            }
+        }
+        let fd = self.open_beneath(
+            path,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW,
+            0o644,
+        )?;
+        File::from(fd)
+            .write_all(content.as_bytes())
+            .map_err(|e| failed(format!("{path}: {e}")))
+    }
+
+    pub fn list(&self, path: &str) -> Result<String, ToolError> {
+        let fd = self.open_beneath(path, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        // Read the directory through /proc-free means: a dup'd fd as a
+        // ReadDir is not in std, so use fdopendir.
+        // SAFETY: fdopendir takes ownership of the fd on success.
+        let raw = fd.as_raw_fd();
+        let dirp = unsafe { libc::fdopendir(libc::dup(raw)) };
+        if dirp.is_null() {
+            return Err(failed(format!("{path}: cannot list")));
+        }
+        let mut rows = Vec::new();
+        loop {
+            // SAFETY: readdir on a valid DIR*.
+            let ent = unsafe { libc::readdir(dirp) };
+            if ent.is_null() {
+                break;
+            }
+            // SAFETY: d_name is NUL-terminated.
+            let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }
+                .to_string_lossy()
+                .into_owned();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let c = cstring(&name)?;
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fstatat relative to the listed directory, not following links.
+            let ok =
+                unsafe { libc::fstatat(raw, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } == 0;
+            let kind = match st.st_mode & libc::S_IFMT {
+                _ if !ok => "?",
+                libc::S_IFDIR => "dir",
+                libc::S_IFLNK => "link",
+                libc::S_IFREG => "file",
+                _ => "other",
+            };
+            rows.push((name, kind, st.st_size));
+        }
+        // SAFETY: closing the DIR* we opened.
+        unsafe { libc::closedir(dirp) };
+        rows.sort();
+        if rows.is_empty() {
+            return Ok(format!("{path} is empty"));
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(n, k, s)| match k {
+                "file" => format!("{n}\tfile\t{s} bytes"),
+                _ => format!("{n}\t{k}"),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    /// Renames `from` (beneath self) to `to` (beneath `dest`).
+    pub fn rename(&self, from: &str, dest: &Workspace, to: &str) -> Result<(), ToolError> {
+        let (from_dir, from_name) = self.parent_of(from)?;
+        let (to_dir, to_name) = dest.parent_of(to)?;
+        let (a, b) = (cstring(from_name)?, cstring(to_name)?);
+        // SAFETY: renameat2 with valid dirfds and names; NOREPLACE so a move
+        // never destroys a file silently.
+        let r = unsafe {
+            libc::renameat2(
+                from_dir.as_raw_fd(),
+                a.as_ptr(),
+                to_dir.as_raw_fd(),
+                b.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if r != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EEXIST) {
+                return Err(failed(format!("{to} already exists")));
+            }
+            return Err(errno_message(from, err));
+        }
+        Ok(())
+    }
+}
+
+/// Deleted files, kept for [`TRASH_DAYS`] days.
+pub struct Trash {
+    dir: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TrashEntry {
+    pub id: String,
+    pub original: String,
+    pub deleted_at: u64,
+}
+
+impl Trash {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            dir: data_dir.join("trash"),
+        }
+    }
+
+    /// Moves `path` (beneath `ws`) into the trash; returns its id.
+    pub fn put(&self, ws: &Workspace, path: &str) -> Result<String, ToolError> {
+        self.purge_expired();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let id = format!("{}-{:06}", now.as_secs(), now.subsec_micros());
+        let slot = self.dir.join(&id);
+        std::fs::create_dir_all(&slot).map_err(|e| failed(format!("trash: {e}")))?;
+        let trash_ws = Workspace::open(&slot)?;
+        if let Err(e) = ws.rename(path, &trash_ws, "item") {
+            let _ = std::fs::remove_dir_all(&slot);
+            return Err(match e {
+                ToolError::Failed { message, .. } if message.contains("Invalid cross-device") => {
+                    failed(
+                        "the trash is on another file system than the workspace; nothing was deleted",
+                    )
+                }
+                e => e,
+            });
+        }
+        let entry = TrashEntry {
+            id: id.clone(),
+            original: path.to_string(),
+            deleted_at: now.as_secs(),
+        };
+        std::fs::write(
+            slot.join("entry.json"),
+            serde_json::to_vec(&entry).unwrap_or_default(),
+        )
+        .map_err(|e| failed(format!("trash: {e}")))?;
+        Ok(id)
+    }
+
+    pub fn list(&self) -> Vec<TrashEntry> {
+        let mut out: Vec<TrashEntry> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("entry.json")).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect();
+        out.sort_by_key(|e| e.deleted_at);
+        out
+    }
+
+    /// Puts entry `id` back where it was (refusing to overwrite).
+    pub fn restore(&self, ws: &Workspace, id: &str) -> Result<String, ToolError> {
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return Err(failed(format!("no trash entry {id}")));
+        }
+        let slot = self.dir.join(id);
+        let entry: TrashEntry = std::fs::read(slot.join("entry.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| failed(format!("no trash entry {id}; see `hermit files trash`")))?;
+        let trash_ws = Workspace::open(&slot)?;
+        trash_ws.rename("item", ws, &entry.original)?;
+        let _ = std::fs::remove_dir_all(&slot);
+        Ok(entry.original)
+    }
+
+    fn purge_expired(&self) {
+        let cutoff = SystemTime::now()
+            .checked_sub(Duration::from_secs(TRASH_DAYS * 86_400))
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        for e in self.list() {
+            if e.deleted_at < cutoff {
+                let _ = std::fs::remove_dir_all(self.dir.join(&e.id));
+            }
+        }
+    }
+}

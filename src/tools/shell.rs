@@ -1,0 +1,51 @@
+//! `shell`: runs a command line with `/bin/sh -c` in the sandbox, in the
+//! workspace; returns the exit code, stdout and stderr (cut with a marker
+//! past the output limit).
+
+use serde_json::{Value, json};
+
+use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
+
+pub struct Shell;
+
+impl Tool for Shell {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "shell",
+            description: "Run a shell command line in the owner's workspace (sandboxed: no network unless enabled, only the workspace is writable). Returns exit code, stdout and stderr.",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "command": {"type": "string", "description": "The command line, run with /bin/sh -c", "maxLength": 8192}
+                },
+                "required": ["command"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn effects(&self, _: &Value) -> Vec<Effect> {
+        vec![Effect::Exec, Effect::Write]
+    }
+
+    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        let command = arg_str(args, "command").unwrap_or_default();
+        let argv = ["/bin/sh", "-c", command].map(String::from);
+        let out = ctx.sandbox.run(&ctx.sandbox_policy(), &argv)?;
+        let mut content = format!("exit code: {}", out.exit_code);
+        if out.timed_out {
+            content.push_str(&format!(
+                " (killed after the {} s time limit)",
+                ctx.limits.timeout_seconds
+            ));
+        }
+        content.push_str(&format!(
+            "\nstdout:\n{}\nstderr:\n{}",
+            out.stdout, out.stderr
+        ));
+        Ok(ToolOutput {
+            ok: out.exit_code == 0 && !out.timed_out,
+            content,
+        })
+    }
+}
