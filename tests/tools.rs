@@ -1,0 +1,204 @@
+//! Tools through `hermit tools run`: the same decision point and sandbox as
+//! the agent's calls. Path escapes of the `files` tool, the trash, the shell.
+
+mod common;
+use common::*;
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+struct Box_ {
+    root: tempfile::TempDir,
+}
+
+impl Box_ {
+    fn new() -> Self {
+        Self {
+            root: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn workspace(&self) -> std::path::PathBuf {
+        self.root.path().join("data/workspace")
+    }
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        hermit()
+            .env("HERMIT_DATA", self.root.path().join("data"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+    fn tool(&self, name: &str, args: serde_json::Value) -> std::process::Output {
+        self.run(&["tools", "run", name, "--args", &args.to_string()])
+    }
+}
+
+fn assert_refused(out: &std::process::Output, needle: &str) {
+    assert!(!out.status.success(), "{}", stdout(out));
+    assert!(stderr(out).contains(needle), "{}", stderr(out));
+    assert!(!stderr(out).contains("panicked"));
+}
+
+#[test]
+fn files_write_read_list_move() {
+    let b = Box_::new();
+    let out = b.tool(
+        "files",
+        serde_json::json!({"op": "write", "path": "notes/todo.txt", "content": "milk\n"}),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(b.workspace().join("notes/todo.txt")).unwrap(),
+        "milk\n"
+    );
+    let out = b.tool(
+        "files",
+        serde_json::json!({"op": "read", "path": "notes/todo.txt"}),
+    );
+    assert_eq!(stdout(&out), "milk\n\n");
+    let out = b.tool(
+        "files",
+        serde_json::json!({"op": "move", "path": "notes/todo.txt", "to": "todo.txt"}),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = b.tool("files", serde_json::json!({"op": "list"}));
+    assert!(
+        stdout(&out).contains("todo.txt\tfile\t5 bytes"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn files_refuses_every_path_escape() {
+    let b = Box_::new();
+    let secret_dir = b.root.path().join("data");
+    std::fs::create_dir_all(b.workspace().join("notes")).unwrap();
+    std::fs::write(secret_dir.join("secret.txt"), "hunter2").unwrap();
+    for path in ["../secret.txt", "/etc/passwd", "notes/../../secret.txt"] {
+        let out = b.tool("files", serde_json::json!({"op": "read", "path": path}));
+        assert_refused(&out, "outside the workspace");
+        assert!(!stdout(&out).contains("hunter2"));
+    }
+    // A symlink pointing out.
+    symlink(
+        secret_dir.join("secret.txt"),
+        b.workspace().join("link.txt"),
+    )
+    .unwrap();
+    let out = b.tool(
+        "files",
+        serde_json::json!({"op": "read", "path": "link.txt"}),
+    );
+    assert_refused(&out, "outside the workspace");
+    // Writing through it does not touch the target either.
+    let out = b.tool(
+        "files",
+        serde_json::json!({"op": "write", "path": "link.txt", "content": "x"}),
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        std::fs::read_to_string(secret_dir.join("secret.txt")).unwrap(),
+        "hunter2"
+    );
+    // A directory swapped for a symlink after a file inside was seen: the
+    // same path now leads out, and the kernel refuses it at use.
+    std::fs::create_dir_all(b.workspace().join("docs")).unwrap();
+    std::fs::write(b.workspace().join("docs/a.txt"), "fine").unwrap();
+    let out = b.tool(
+        "files",
+        serde_json::json!({"op": "read", "path": "docs/a.txt"}),
+    );
+    assert!(out.status.success());
+    std::fs::remove_dir_all(b.workspace().join("docs")).unwrap();
+    std::fs::create_dir_all(b.root.path().join("elsewhere")).unwrap();
+    std::fs::write(b.root.path().join("elsewhere/a.txt"), "hunter2").unwrap();
+    symlink(b.root.path().join("elsewhere"), b.workspace().join("docs")).unwrap();
+    let out = b.tool(
+        "files",
+        serde_json::json!({"op": "read", "path": "docs/a.txt"}),
+    );
+    assert_refused(&out, "outside the workspace");
+    // Moving out is refused too.
+    let out = b.tool(
+        "files",
+        serde_json::json!({"op": "move", "path": "docs/a.txt", "to": "../stolen.txt"}),
+    );
+    assert!(!out.status.success());
+    assert!(!Path::new(&b.root.path().join("data/stolen.txt")).exists());
+}
+
+#[test]
+fn a_deleted_file_is_restorable() {
+    let b = Box_::new();
+    b.tool(
+        "files",
+        serde_json::json!({"op": "write", "path": "draft.md", "content": "# plan"}),
+    );
+    let out = b.tool(
+        "files",
+        serde_json::json!({"op": "delete", "path": "draft.md"}),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!b.workspace().join("draft.md").exists());
+    let said = stdout(&out);
+    let id = said
+        .split("hermit files restore ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("the reply names the restore command")
+        .to_string();
+    let out = b.run(&["files", "trash"]);
+    assert!(stdout(&out).contains("draft.md"));
+    let out = b.run(&["files", "restore", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(b.workspace().join("draft.md")).unwrap(),
+        "# plan"
+    );
+}
+
+#[test]
+fn shell_runs_in_the_workspace_and_reports_failure() {
+    let b = Box_::new();
+    let out = b.tool(
+        "shell",
+        serde_json::json!({"command": "echo made > made.txt && pwd"}),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&b.workspace().display().to_string()));
+    assert!(b.workspace().join("made.txt").exists());
+    let out = b.tool("shell", serde_json::json!({"command": "exit 3"}));
+    assert!(!out.status.success());
+    assert!(stdout(&out).contains("exit code: 3"));
+}
+
+#[test]
+fn bad_calls_are_refused_before_anything_runs() {
+    let b = Box_::new();
+    assert_refused(&b.tool("nope", serde_json::json!({})), "no tool named");
+    assert_refused(
+        &b.tool("shell", serde_json::json!({"cmd": "ls"})),
+        "invalid arguments",
+    );
+    assert_refused(
+        &b.tool("files", serde_json::json!({"op": "shred"})),
+        "one of",
+    );
+    let out = b.run(&["tools", "run", "shell", "--args", "{not json"]);
+    assert_refused(&out, "not valid JSON");
+}
+
+#[test]
+fn tools_list_names_every_tool_with_effects() {
+    let b = Box_::new();
+    let out = b.run(&["tools", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["shell", "files", "time"]);
+    assert_eq!(v[0]["effects"], serde_json::json!(["write", "exec"]));
+}
