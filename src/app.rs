@@ -103,7 +103,18 @@ pub fn chat(global: &Global, system: Option<String>) -> anyhow::Result<()> {
     let config = global.load_config()?;
     let engine = start_engine(&config)?;
     let system = system.unwrap_or(config.agent.system_prompt.clone());
-    runtime()?.block_on(crate::channels::terminal::run(engine, system))
+    let toolbox = if config.agent.tools {
+        Some(toolbox(&config)?)
+    } else {
+        None
+    };
+    let agent = crate::agent::Agent::new(
+        engine,
+        toolbox,
+        config.agent.max_tool_steps,
+        std::time::Duration::from_secs(config.agent.turn_timeout_seconds),
+    )?;
+    runtime()?.block_on(crate::channels::terminal::run(agent, system))
 }
 
 pub fn models_list(global: &Global, json: bool) -> anyhow::Result<()> {
@@ -380,15 +391,8 @@ pub fn tools_list(global: &Global, json: bool) -> anyhow::Result<()> {
         .into_iter()
         .map(|s| {
             let tool = tb.get(s.name).expect("listed tool exists");
-            // Effects of the broadest call: every op the schema allows.
             let mut effects = tool.effects(&serde_json::json!({}));
-            if let Some(ops) = s.parameters["properties"]["op"]["enum"].as_array() {
-                for op in ops {
-                    effects.extend(tool.effects(&serde_json::json!({ "op": op })));
-                }
-            }
             effects.sort();
-            effects.dedup();
             (s, effects)
         })
         .collect();

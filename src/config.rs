@@ -105,6 +105,12 @@ pub struct SamplingConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     pub system_prompt: String,
+    /// Offer the tools (shell, files, time) to the model.
+    pub tools: bool,
+    /// Tool calls allowed in one turn.
+    pub max_tool_steps: u32,
+    /// A turn (generations and tool calls) ends after this many seconds.
+    pub turn_timeout_seconds: u64,
 }
 
 impl Default for InferenceConfig {
@@ -144,6 +150,9 @@ impl Default for AgentConfig {
                 "You are Hermit, a private assistant running entirely on the owner's own \
                             machine. Answer clearly and concisely."
                     .into(),
+            tools: true,
+            max_tool_steps: 8,
+            turn_timeout_seconds: 300,
         }
     }
 }

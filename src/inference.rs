@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-pub use template::{ChatMessage, ChatTemplate, PromptPiece, Role};
+pub use template::{ChatMessage, ChatTemplate, PromptPiece, Role, TemplateToolCall};
 
 use crate::config::{Config, SamplingConfig};
 use crate::models::ResolvedModel;
@@ -41,6 +41,8 @@ pub enum InferenceError {
     Decode(String),
     #[error("the inference engine has stopped")]
     EngineStopped,
+    #[error("cannot build the tool-call grammar: {0}")]
+    Grammar(String),
 }
 
 /// Settings the engine runs with, taken from [`Config`].
@@ -81,6 +83,124 @@ impl EngineSettings {
     }
 }
 
+/// The tag that opens a tool call (the Hermes/Qwen convention that the
+/// default model's template teaches), and the one that closes it.
+pub const TOOL_CALL_OPEN: &str = "<tool_call>";
+pub const TOOL_CALL_CLOSE: &str = "</tool_call>";
+
+/// The grammar of a tool call to any of `tools` (a template `tools` list):
+/// `<tool_call>` then `{"name": ..., "arguments": ...}` whose arguments
+/// validate against that tool's schema, then `</tool_call>`. It is applied
+/// lazily, from the moment the model writes `<tool_call>`, so a model that
+/// answers in plain text is not constrained.
+pub fn tool_call_grammar(tools: &serde_json::Value) -> Result<String, InferenceError> {
+    // llama.cpp's schema converter orders object keys alphabetically, but
+    // models write "name" before "arguments", and a lazy grammar is fed
+    // what the model already wrote: so the call's object is spelled out
+    // here, and only each tool's arguments come from the converter, their
+    // rules prefixed per tool so they cannot collide.
+    let mut alternatives = Vec::new();
+    let mut rules = String::new();
+    for (i, f) in tools
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("function"))
+        .enumerate()
+    {
+        let name = f["name"].as_str().unwrap_or_default();
+        let args = llama_cpp_2::json_schema_to_grammar(&f["parameters"].to_string())
+            .map_err(|e| InferenceError::Grammar(format!("{name}: {e}")))?;
+        let prefix = format!("t{i}-");
+        rules.push_str(&prefix_rules(&args, &prefix));
+        rules.push('\n');
+        alternatives.push(format!(
+            "\"\\\"{name}\\\"\" space \",\" space \"\\\"arguments\\\"\" space \":\" space {prefix}root"
+        ));
+    }
+    if alternatives.is_empty() {
+        return Err(InferenceError::Grammar("no tools".into()));
+    }
+    // The three forms small models use: tagged (as the template teaches),
+    // fenced as JSON, and bare.
+    Ok(format!(
+        "root ::= tagged | fenced | tool-call\n\
+         tagged ::= \"{TOOL_CALL_OPEN}\" ws tool-call ws \"{TOOL_CALL_CLOSE}\"\n\
+         fenced ::= \"```json\" ws tool-call ws \"```\"\n\
+         ws ::= [ \\t\\n]*\n\
+         space ::= | \" \" | \"\\n\"{{1,2}} [ \\t]{{0,20}}\n\
+         tool-call ::= \"{{\" space \"\\\"name\\\"\" space \":\" space ( {} ) space \"}}\"\n{rules}",
+        alternatives.join(" | ")
+    ))
+}
+
+/// Prefixes every rule name of a GBNF grammar (definitions and references;
+/// not string literals, character classes or repetition counts).
+fn prefix_rules(grammar: &str, prefix: &str) -> String {
+    let mut out = String::with_capacity(grammar.len() * 2);
+    let mut chars = grammar.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '[' | '{' => {
+                let close = match c {
+                    '"' => '"',
+                    '[' => ']',
+                    _ => '}',
+                };
+                out.push(c);
+                while let Some(d) = chars.next() {
+                    out.push(d);
+                    if d == '\\' {
+                        if let Some(e) = chars.next() {
+                            out.push(e);
+                        }
+                    } else if d == close {
+                        break;
+                    }
+                }
+            }
+            '#' => {
+                // A comment runs to the end of the line.
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '-' => {
+                let mut ident = String::from(c);
+                while let Some(&d) = chars.peek() {
+                    if d.is_ascii_alphanumeric() || d == '_' || d == '-' {
+                        ident.push(d);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                out.push_str(prefix);
+                out.push_str(&ident);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Where a tool call starts in the model's output: the words that switch
+/// the lazy grammar on (it is fed from the word on). A `<tool_call>` tag, a
+/// ```json fence whose object opens with "name" (as small models write it),
+/// or a bare such object. Literal words, not regexes: llama.cpp's regex
+/// triggers run libstdc++'s recursive matcher on the whole output at every
+/// token, which can throw on long outputs and abort the process.
+pub fn tool_call_triggers() -> Vec<String> {
+    let mut words = vec![TOOL_CALL_OPEN.to_string(), "{\"name\"".to_string()];
+    for indent in ["", "\n", "\n  ", "\n    ", " "] {
+        words.push(format!("```json\n{{{indent}\"name\""));
+    }
+    words
+}
+
 /// Identifies a conversation's KV cache in the engine.
 pub type ConversationId = u64;
 
@@ -99,6 +219,9 @@ pub struct GenerateRequest {
     pub messages: Vec<ChatMessage>,
     /// Tool definitions (JSON list) offered through the template.
     pub tools: Option<serde_json::Value>,
+    /// A GBNF grammar that constrains a tool call once the model opens one
+    /// with [`TOOL_CALL_OPEN`] (see [`tool_call_grammar`]).
+    pub grammar: Option<String>,
     pub options: GenerateOptions,
 }
 
@@ -164,10 +287,6 @@ pub struct Generation {
 impl Generation {
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::SeqCst);
-    }
-
-    pub fn canceller(&self) -> Arc<AtomicBool> {
-        self.cancel.clone()
     }
 
     /// Waits for the whole reply (for tests and scripted use).
@@ -240,8 +359,17 @@ impl Engine {
 
     /// Queues a generation; tokens arrive on the returned handle.
     pub fn generate(&self, request: GenerateRequest) -> Generation {
+        self.generate_with_cancel(request, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Like [`Engine::generate`], stopped when `cancel` is set (shared by
+    /// the several generations of one agent turn).
+    pub fn generate_with_cancel(
+        &self,
+        request: GenerateRequest,
+        cancel: Arc<AtomicBool>,
+    ) -> Generation {
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
-        let cancel = Arc::new(AtomicBool::new(false));
         let job = engine::Job::Generate {
             request,
             events: events_tx.clone(),

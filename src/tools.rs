@@ -8,7 +8,7 @@
 //! provenance, approvals, audit) takes its decisions there and nowhere else.
 //!
 //! Tools know nothing of Matrix or of the model. A tool that runs a program
-//! runs it in the [`crate::sandbox`]; the `files` tool resolves every path
+//! runs it in the [`crate::sandbox`]; the file tools resolve every path
 //! beneath the workspace with `openat2(RESOLVE_BENEATH)`.
 
 pub mod files;
@@ -127,14 +127,12 @@ pub struct Toolbox {
 impl Toolbox {
     /// The built-in tools.
     pub fn builtin(ctx: ToolContext) -> Self {
-        Self {
-            tools: vec![
-                Box::new(shell::Shell),
-                Box::new(files::Files),
-                Box::new(time::Time),
-            ],
-            ctx,
+        let mut tools: Vec<Box<dyn Tool>> = vec![Box::new(shell::Shell)];
+        for op in files::Files::ALL {
+            tools.push(Box::new(files::Files(op)));
         }
+        tools.push(Box::new(time::Time));
+        Self { tools, ctx }
     }
 
     pub fn specs(&self) -> Vec<ToolSpec> {

@@ -54,3 +54,46 @@ fn system_prompt_override_reaches_the_model() {
         stdout(&out)
     );
 }
+
+/// `hermit chat` with its own data directory (and so its own workspace).
+fn chat_in(data: &std::path::Path, message: &str) -> std::process::Output {
+    model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    let mut cmd = hermit();
+    cmd.args(["chat", "--model", DEFAULT_MODEL])
+        .env("HERMIT_DATA", data);
+    run_with_stdin(cmd, &format!("{message}\n"))
+}
+
+#[test]
+fn the_model_lists_the_workspace_with_a_tool_and_names_the_largest_file() {
+    let data = tempfile::tempdir().unwrap();
+    let ws = data.path().join("workspace");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("small.txt"), "hello\n").unwrap();
+    std::fs::write(ws.join("medium.dat"), vec![0u8; 800]).unwrap();
+    std::fs::write(ws.join("report.pdf"), vec![7u8; 5000]).unwrap();
+    let out = chat_in(
+        data.path(),
+        "List the files in my workspace and tell me which one is the largest.",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reply = stdout(&out);
+    // The answer names the largest file, which the model can only know by
+    // calling a tool: nothing in the prompt mentions it.
+    assert!(reply.contains("report.pdf"), "reply: {reply}");
+}
+
+#[test]
+fn the_model_creates_a_file_with_a_tool() {
+    let data = tempfile::tempdir().unwrap();
+    let out = chat_in(
+        data.path(),
+        "Create a file todo.txt with three items: buy milk, call mum, water the plants.",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let todo = std::fs::read_to_string(data.path().join("workspace/todo.txt"))
+        .unwrap_or_else(|_| panic!("todo.txt was not created; reply: {}", stdout(&out)));
+    for item in ["milk", "mum", "plants"] {
+        assert!(todo.contains(item), "todo.txt: {todo:?}");
+    }
+}

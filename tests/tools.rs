@@ -1,5 +1,5 @@
 //! Tools through `hermit tools run`: the same decision point and sandbox as
-//! the agent's calls. Path escapes of the `files` tool, the trash, the shell.
+//! the agent's calls. Path escapes of the file tools, the trash, the shell.
 
 mod common;
 use common::*;
@@ -42,25 +42,22 @@ fn assert_refused(out: &std::process::Output, needle: &str) {
 fn files_write_read_list_move() {
     let b = Box_::new();
     let out = b.tool(
-        "files",
-        serde_json::json!({"op": "write", "path": "notes/todo.txt", "content": "milk\n"}),
+        "write_file",
+        serde_json::json!({"path": "notes/todo.txt", "content": "milk\n"}),
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         std::fs::read_to_string(b.workspace().join("notes/todo.txt")).unwrap(),
         "milk\n"
     );
-    let out = b.tool(
-        "files",
-        serde_json::json!({"op": "read", "path": "notes/todo.txt"}),
-    );
+    let out = b.tool("read_file", serde_json::json!({"path": "notes/todo.txt"}));
     assert_eq!(stdout(&out), "milk\n\n");
     let out = b.tool(
-        "files",
-        serde_json::json!({"op": "move", "path": "notes/todo.txt", "to": "todo.txt"}),
+        "move_file",
+        serde_json::json!({"from": "notes/todo.txt", "to": "todo.txt"}),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = b.tool("files", serde_json::json!({"op": "list"}));
+    let out = b.tool("list_files", serde_json::json!({}));
     assert!(
         stdout(&out).contains("todo.txt\tfile\t5 bytes"),
         "{}",
@@ -75,7 +72,7 @@ fn files_refuses_every_path_escape() {
     std::fs::create_dir_all(b.workspace().join("notes")).unwrap();
     std::fs::write(secret_dir.join("secret.txt"), "hunter2").unwrap();
     for path in ["../secret.txt", "/etc/passwd", "notes/../../secret.txt"] {
-        let out = b.tool("files", serde_json::json!({"op": "read", "path": path}));
+        let out = b.tool("read_file", serde_json::json!({"path": path}));
         assert_refused(&out, "outside the workspace");
         assert!(!stdout(&out).contains("hunter2"));
     }
@@ -85,15 +82,12 @@ fn files_refuses_every_path_escape() {
         b.workspace().join("link.txt"),
     )
     .unwrap();
-    let out = b.tool(
-        "files",
-        serde_json::json!({"op": "read", "path": "link.txt"}),
-    );
+    let out = b.tool("read_file", serde_json::json!({"path": "link.txt"}));
     assert_refused(&out, "outside the workspace");
     // Writing through it does not touch the target either.
     let out = b.tool(
-        "files",
-        serde_json::json!({"op": "write", "path": "link.txt", "content": "x"}),
+        "write_file",
+        serde_json::json!({"path": "link.txt", "content": "x"}),
     );
     assert!(!out.status.success());
     assert_eq!(
@@ -104,24 +98,18 @@ fn files_refuses_every_path_escape() {
     // same path now leads out, and the kernel refuses it at use.
     std::fs::create_dir_all(b.workspace().join("docs")).unwrap();
     std::fs::write(b.workspace().join("docs/a.txt"), "fine").unwrap();
-    let out = b.tool(
-        "files",
-        serde_json::json!({"op": "read", "path": "docs/a.txt"}),
-    );
+    let out = b.tool("read_file", serde_json::json!({"path": "docs/a.txt"}));
     assert!(out.status.success());
     std::fs::remove_dir_all(b.workspace().join("docs")).unwrap();
     std::fs::create_dir_all(b.root.path().join("elsewhere")).unwrap();
     std::fs::write(b.root.path().join("elsewhere/a.txt"), "hunter2").unwrap();
     symlink(b.root.path().join("elsewhere"), b.workspace().join("docs")).unwrap();
-    let out = b.tool(
-        "files",
-        serde_json::json!({"op": "read", "path": "docs/a.txt"}),
-    );
+    let out = b.tool("read_file", serde_json::json!({"path": "docs/a.txt"}));
     assert_refused(&out, "outside the workspace");
     // Moving out is refused too.
     let out = b.tool(
-        "files",
-        serde_json::json!({"op": "move", "path": "docs/a.txt", "to": "../stolen.txt"}),
+        "move_file",
+        serde_json::json!({"from": "docs/a.txt", "to": "../stolen.txt"}),
     );
     assert!(!out.status.success());
     assert!(!Path::new(&b.root.path().join("data/stolen.txt")).exists());
@@ -131,13 +119,10 @@ fn files_refuses_every_path_escape() {
 fn a_deleted_file_is_restorable() {
     let b = Box_::new();
     b.tool(
-        "files",
-        serde_json::json!({"op": "write", "path": "draft.md", "content": "# plan"}),
+        "write_file",
+        serde_json::json!({"path": "draft.md", "content": "# plan"}),
     );
-    let out = b.tool(
-        "files",
-        serde_json::json!({"op": "delete", "path": "draft.md"}),
-    );
+    let out = b.tool("delete_file", serde_json::json!({"path": "draft.md"}));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!b.workspace().join("draft.md").exists());
     let said = stdout(&out);
@@ -181,8 +166,8 @@ fn bad_calls_are_refused_before_anything_runs() {
         "invalid arguments",
     );
     assert_refused(
-        &b.tool("files", serde_json::json!({"op": "shred"})),
-        "one of",
+        &b.tool("write_file", serde_json::json!({"path": "a.txt"})),
+        "content is required",
     );
     let out = b.run(&["tools", "run", "shell", "--args", "{not json"]);
     assert_refused(&out, "not valid JSON");
@@ -199,6 +184,17 @@ fn tools_list_names_every_tool_with_effects() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["shell", "files", "time"]);
+    assert_eq!(
+        names,
+        [
+            "shell",
+            "list_files",
+            "read_file",
+            "write_file",
+            "move_file",
+            "delete_file",
+            "time"
+        ]
+    );
     assert_eq!(v[0]["effects"], serde_json::json!(["write", "exec"]));
 }

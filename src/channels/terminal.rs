@@ -1,18 +1,20 @@
 //! `hermit chat`: a conversation in the terminal.
 //!
 //! On a terminal it is interactive: a prompt, the reply streamed as it is
-//! generated, Ctrl-C stops the reply (not the program), Ctrl-D quits. When
-//! stdin is not a terminal it is scriptable: one user message per line, each
-//! complete reply printed followed by an empty line.
+//! generated, tool calls shown as they happen, Ctrl-C stops the reply (not
+//! the program), Ctrl-D quits. When stdin is not a terminal it is
+//! scriptable: one user message per line, each complete reply printed
+//! followed by an empty line.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::agent::Conversation;
-use crate::inference::{Engine, FinishReason, GenerationEvent};
+use crate::agent::{Agent, Conversation, TurnEvent};
 
-pub async fn run(engine: Engine, system_prompt: String) -> anyhow::Result<()> {
+pub async fn run(agent: Agent, system_prompt: String) -> anyhow::Result<()> {
     let interactive = std::io::stdin().is_terminal();
     let mut conversation = Conversation::new(system_prompt.clone());
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -26,17 +28,16 @@ pub async fn run(engine: Engine, system_prompt: String) -> anyhow::Result<()> {
         }
     });
     if interactive {
-        let info = engine.info();
+        let info = agent.engine.info();
         eprintln!(
             "Hermit — {} ({} threads). Ctrl-C stops a reply, Ctrl-D quits, /new starts over.",
             info.name, info.threads
         );
     }
-    let mut stdout = std::io::stdout();
     loop {
         if interactive {
             print!("\n> ");
-            stdout.flush()?;
+            std::io::stdout().flush()?;
         }
         let line = tokio::select! {
             line = lines.next_line() => line?,
@@ -58,56 +59,66 @@ pub async fn run(engine: Engine, system_prompt: String) -> anyhow::Result<()> {
             eprintln!("(new conversation)");
             continue;
         }
-        let mut generation = conversation.begin_turn(&engine, text);
-        let mut reply = String::new();
-        let mut outcome = None;
-        loop {
-            tokio::select! {
-                ev = generation.events.recv() => match ev {
-                    Some(GenerationEvent::Token(t)) => {
-                        reply.push_str(&t);
-                        if interactive {
-                            print!("{t}");
-                            stdout.flush()?;
-                        }
-                    }
-                    Some(GenerationEvent::Done(stats)) => { outcome = Some(Ok(stats)); break; }
-                    Some(GenerationEvent::Failed(e)) => { outcome = Some(Err(e)); break; }
-                    None => break,
-                },
-                Some(()) = interrupts.recv() => generation.cancel(),
+        let cancel = Arc::new(AtomicBool::new(false));
+        let show = move |ev: TurnEvent| {
+            if !interactive {
+                return;
             }
-        }
-        conversation.finish_turn(&reply);
+            match ev {
+                TurnEvent::Token(t) => {
+                    print!("{t}");
+                    let _ = std::io::stdout().flush();
+                }
+                TurnEvent::ToolCall(call) => {
+                    eprintln!("\n[tool] {} {}", call.name, call.arguments);
+                }
+                TurnEvent::ToolResult { ok, content, .. } => {
+                    let first = content.lines().next().unwrap_or("");
+                    eprintln!("[tool] {} {first}", if ok { "done:" } else { "failed:" });
+                }
+            }
+        };
+        let turn = agent.turn(&mut conversation, text, show, cancel.clone());
+        tokio::pin!(turn);
+        let outcome = loop {
+            tokio::select! {
+                r = &mut turn => break r,
+                Some(()) = interrupts.recv() => cancel.store(true, Ordering::SeqCst),
+            }
+        };
         match outcome {
-            Some(Ok(stats)) => {
+            Ok(o) => {
                 if interactive {
                     println!();
-                    match stats.finish {
-                        FinishReason::Cancelled => eprintln!("(stopped)"),
-                        FinishReason::Length => eprintln!("(reply cut at its length limit)"),
-                        FinishReason::Stop => {}
+                    if o.cancelled {
+                        eprintln!("(stopped)");
                     }
-                    if stats.dropped_messages > 0 {
-                        eprintln!(
-                            "(the oldest {} messages no longer fit in the context and were left out)",
-                            stats.dropped_messages
-                        );
+                    if let Some(why) = &o.limited {
+                        eprintln!("({why})");
+                    }
+                    if let Some(stats) = &o.stats {
+                        if stats.finish == crate::inference::FinishReason::Length {
+                            eprintln!("(reply cut at its length limit)");
+                        }
+                        if stats.dropped_messages > 0 {
+                            eprintln!(
+                                "(the oldest {} messages no longer fit in the context and were left out)",
+                                stats.dropped_messages
+                            );
+                        }
                     }
                 } else {
-                    println!("{}\n", reply.trim());
+                    println!("{}\n", o.reply.trim());
                 }
-                tracing::debug!(?stats, "turn done");
             }
-            Some(Err(e)) => {
+            Err(e) => {
                 eprintln!("error: {e}");
                 if !interactive {
                     println!();
                 }
             }
-            None => anyhow::bail!("the inference engine stopped"),
         }
-        stdout.flush()?;
+        std::io::stdout().flush()?;
     }
     Ok(())
 }

@@ -264,10 +264,19 @@ impl<'m> Worker<'m> {
         }
     }
 
-    fn sampler(&self) -> LlamaSampler {
+    fn sampler(&self, grammar: Option<&str>) -> Result<LlamaSampler, InferenceError> {
+        let mut chain = Vec::new();
+        if let Some(g) = grammar {
+            // Lazy: only once the model opens a tool call.
+            chain.push(
+                LlamaSampler::grammar_lazy(self.llama, g, "root", super::tool_call_triggers(), &[])
+                    .map_err(|e| InferenceError::Grammar(e.to_string()))?,
+            );
+        }
         let s = &self.settings.sampling;
         if s.temperature <= 0.0 {
-            return LlamaSampler::greedy();
+            chain.push(LlamaSampler::greedy());
+            return Ok(LlamaSampler::chain_simple(chain));
         }
         let seed = if s.seed == 0 {
             std::time::SystemTime::now()
@@ -277,7 +286,6 @@ impl<'m> Worker<'m> {
         } else {
             s.seed
         };
-        let mut chain = Vec::new();
         if s.repeat_penalty != 1.0 && s.repeat_last_n > 0 {
             chain.push(LlamaSampler::penalties(
                 self.llama.n_vocab(),
@@ -294,7 +302,7 @@ impl<'m> Worker<'m> {
         chain.push(LlamaSampler::min_p(s.min_p, 1));
         chain.push(LlamaSampler::temp(s.temperature));
         chain.push(LlamaSampler::dist(seed));
-        LlamaSampler::chain_simple(chain)
+        Ok(LlamaSampler::chain_simple(chain))
     }
 
     fn generate(
@@ -315,7 +323,7 @@ impl<'m> Worker<'m> {
         let reply_budget = max_tokens.min(n_ctx / 4);
         let (prompt, dropped) =
             self.fit_prompt(&request.messages, request.tools.as_ref(), reply_budget)?;
-        let mut sampler = self.sampler();
+        let mut sampler = self.sampler(request.grammar.as_deref())?;
         let batch_size = self.settings.batch_tokens as usize;
         let i = self.slot(request.conversation)?;
         let slot = &mut self.slots[i];
@@ -378,11 +386,13 @@ impl<'m> Worker<'m> {
                 break FinishReason::Length;
             }
             let token = sampler.sample(&slot.ctx, logits_index);
+            tracing::trace!(token = token.0, "sampled");
             if vocab.is_eog(token) && !request.options.ignore_eog {
                 break FinishReason::Stop;
             }
             generated += 1;
-            let bytes = vocab.token_to_piece(token, false, None);
+            // Special tokens are rendered: a tool call opens with one.
+            let bytes = vocab.token_to_piece(token, true, None);
             if let Some(text) = utf8.push(&bytes) {
                 first_token_at.get_or_insert_with(Instant::now);
                 if events.send(GenerationEvent::Token(text)).is_err() {

@@ -27,10 +27,20 @@ pub enum Role {
 }
 
 /// One message of a conversation, as the template sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// Tool calls the assistant made in this message, rendered by the
+    /// template's own tool-call syntax.
+    pub tool_calls: Vec<TemplateToolCall>,
+}
+
+/// A tool call as chat templates expect it (`name`, `arguments` object).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TemplateToolCall {
+    pub name: String,
+    pub arguments: serde_json::Value,
 }
 
 impl ChatMessage {
@@ -38,6 +48,16 @@ impl ChatMessage {
         Self {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+        }
+    }
+
+    /// An assistant message that calls a tool (after `content`, if any).
+    pub fn tool_call(content: impl Into<String>, call: TemplateToolCall) -> Self {
+        Self {
+            role: Role::Assistant,
+            content: content.into(),
+            tool_calls: vec![call],
         }
     }
 }
@@ -89,7 +109,10 @@ impl ChatTemplate {
         env.add_function("raise_exception", |msg: String| -> Result<Value, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
-        // HF's tojson is json.dumps: no HTML escaping of < > & '.
+        // HF's tojson is json.dumps, with one change: `<` is written
+        // \u003c, so text inside JSON (a tool's arguments, a description)
+        // can never spell a special token such as <|im_start|> or
+        // <tool_call> in template text, where special tokens are parsed.
         env.add_filter(
             "tojson",
             |v: Value, indent: Option<usize>| -> Result<String, Error> {
@@ -99,7 +122,8 @@ impl ChatTemplate {
                     Some(_) => serde_json::to_string_pretty(&json),
                     None => serde_json::to_string(&json),
                 };
-                out.map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+                out.map(|s| s.replace('<', "\\u003c"))
+                    .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
             },
         );
         env.add_function("strftime_now", |fmt: String| -> String {
@@ -151,10 +175,18 @@ impl ChatTemplate {
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                serde_json::json!({
-                    "role": m.role,
-                    "content": format!("{OPEN}{i}{CLOSE}"),
-                })
+                // An empty content stays empty, so `{% if message.content %}`
+                // in templates sees it as such.
+                let content = if m.content.is_empty() {
+                    String::new()
+                } else {
+                    format!("{OPEN}{i}{CLOSE}")
+                };
+                let mut v = serde_json::json!({ "role": m.role, "content": content });
+                if !m.tool_calls.is_empty() {
+                    v["tool_calls"] = serde_json::to_value(&m.tool_calls).unwrap_or_default();
+                }
+                v
             })
             .collect();
         let tmpl = self
@@ -275,16 +307,40 @@ mod tests {
     }
 
     #[test]
-    fn tools_reach_the_template_unescaped() {
+    fn tools_reach_the_template_without_special_token_text() {
         let t = ChatTemplate::new(Some(QWEN_LIKE), "", "").unwrap();
-        let tools = serde_json::json!([{"type": "function", "function": {"name": "time", "description": "a < b"}}]);
+        let tools = serde_json::json!([{"type": "function", "function": {"name": "time", "description": "a < b <|im_start|>"}}]);
         let p = t
             .render(&[ChatMessage::new(Role::User, "now?")], Some(&tools))
             .unwrap();
         let s = text(&p);
         assert!(
-            s.contains("# Tools") && s.contains("\"name\":\"time\"") && s.contains("a < b"),
+            s.contains("# Tools") && s.contains("\"name\":\"time\""),
             "{s}"
+        );
+        assert!(s.contains("a \\u003c b \\u003c|im_start|>"), "{s}");
+    }
+
+    #[test]
+    fn assistant_tool_calls_use_the_template_syntax() {
+        const WITH_CALLS: &str = "{%- for m in messages %}{{ m.role }}:{{ m.content }}{%- for c in m.tool_calls %}<tool_call>{{ c.name }} {{ c.arguments | tojson }}</tool_call>{%- endfor %};{%- endfor %}";
+        let t = ChatTemplate::new(Some(WITH_CALLS), "", "").unwrap();
+        let call = TemplateToolCall {
+            name: "files".into(),
+            arguments: serde_json::json!({"op": "list"}),
+        };
+        let p = t
+            .render(
+                &[
+                    ChatMessage::tool_call("", call),
+                    ChatMessage::new(Role::Tool, "a.txt"),
+                ],
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            text(&p),
+            "assistant:<tool_call>files {\"op\":\"list\"}</tool_call>;tool:a.txt;"
         );
     }
 

@@ -1,9 +1,10 @@
-//! `files`: read, write, list, move and delete inside the workspace only.
+//! The file tools (`list_files`, `read_file`, `write_file`, `move_file`,
+//! `delete_file`): inside the workspace only.
 //!
 //! Every path is resolved by the kernel beneath the workspace directory with
 //! `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: `..` that climbs out,
 //! absolute paths, symlinks pointing out and a symlink swapped in between a
-//! check and a use all fail, since there is no separate check. `delete` moves
+//! check and a use all fail, since there is no separate check. Deleting moves
 //! the file to a trash in the data directory, restorable for 30 days
 //! (`hermit files restore ID`), instead of destroying it.
 
@@ -24,7 +25,28 @@ const READ_LIMIT: u64 = 256 * 1024;
 /// How long deleted files stay restorable.
 pub const TRASH_DAYS: u64 = 30;
 
-pub struct Files;
+/// The file tools, one per operation: small models fill a few required
+/// arguments far more reliably than an `op` switch with optional ones.
+#[derive(Clone, Copy)]
+pub enum FileOp {
+    Read,
+    Write,
+    List,
+    Move,
+    Delete,
+}
+
+pub struct Files(pub FileOp);
+
+impl Files {
+    pub const ALL: [FileOp; 5] = [
+        FileOp::List,
+        FileOp::Read,
+        FileOp::Write,
+        FileOp::Move,
+        FileOp::Delete,
+    ];
+}
 
 fn failed(message: impl std::fmt::Display) -> ToolError {
     ToolError::Failed {
@@ -33,58 +55,93 @@ fn failed(message: impl std::fmt::Display) -> ToolError {
     }
 }
 
+fn path_arg(description: &str) -> Value {
+    json!({"type": "string", "description": description, "maxLength": 4096})
+}
+
 impl Tool for Files {
     fn spec(&self) -> ToolSpec {
+        let object = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required, "additionalProperties": false});
+        let (name, description, parameters) = match self.0 {
+            FileOp::List => (
+                "list_files",
+                "List the files in a folder of the owner's workspace, with their sizes.",
+                object(
+                    json!({"path": path_arg("Folder relative to the workspace; \".\" for the workspace itself")}),
+                    &[],
+                ),
+            ),
+            FileOp::Read => (
+                "read_file",
+                "Read a text file from the owner's workspace.",
+                object(
+                    json!({"path": path_arg("File path relative to the workspace")}),
+                    &["path"],
+                ),
+            ),
+            FileOp::Write => (
+                "write_file",
+                "Create or overwrite a text file in the owner's workspace.",
+                object(
+                    json!({"path": path_arg("File path relative to the workspace"),
+                           "content": {"type": "string", "description": "The whole new content of the file"}}),
+                    &["path", "content"],
+                ),
+            ),
+            FileOp::Move => (
+                "move_file",
+                "Move or rename a file within the owner's workspace (never overwrites).",
+                object(
+                    json!({"from": path_arg("Current path"), "to": path_arg("New path")}),
+                    &["from", "to"],
+                ),
+            ),
+            FileOp::Delete => (
+                "delete_file",
+                "Delete a file from the owner's workspace (it goes to a trash, restorable for 30 days).",
+                object(
+                    json!({"path": path_arg("File path relative to the workspace")}),
+                    &["path"],
+                ),
+            ),
+        };
         ToolSpec {
-            name: "files",
-            description: "Read, write, list, move or delete files in the owner's workspace. Paths are relative to the workspace. Deleted files go to a trash, restorable for 30 days.",
-            parameters: json!({
-                "type": "object",
-                "properties": {
-                    "op": {"type": "string", "enum": ["read", "write", "list", "move", "delete"]},
-                    "path": {"type": "string", "description": "Path relative to the workspace (default: the workspace itself, for list)", "maxLength": 4096},
-                    "content": {"type": "string", "description": "For write: the new content of the file"},
-                    "to": {"type": "string", "description": "For move: the destination path", "maxLength": 4096}
-                },
-                "required": ["op"],
-                "additionalProperties": false
-            }),
+            name,
+            description,
+            parameters,
         }
     }
 
-    fn effects(&self, args: &Value) -> Vec<Effect> {
-        match arg_str(args, "op") {
-            Some("read") | Some("list") => vec![Effect::Read],
-            _ => vec![Effect::Write],
+    fn effects(&self, _: &Value) -> Vec<Effect> {
+        match self.0 {
+            FileOp::Read | FileOp::List => vec![Effect::Read],
+            FileOp::Write | FileOp::Move | FileOp::Delete => vec![Effect::Write],
         }
     }
 
     fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
         let ws = Workspace::open(&ctx.workspace)?;
-        let path = arg_str(args, "path");
-        let need_path = || path.ok_or_else(|| failed("`path` is required for this operation"));
-        let content = match arg_str(args, "op").unwrap_or_default() {
-            "read" => ws.read(need_path()?)?,
-            "write" => {
-                let text = arg_str(args, "content")
-                    .ok_or_else(|| failed("`content` is required to write"))?;
-                ws.write(need_path()?, text)?;
-                format!("wrote {} bytes to {}", text.len(), need_path()?)
+        let path = arg_str(args, "path").unwrap_or_default();
+        let content = match self.0 {
+            FileOp::Read => ws.read(path)?,
+            FileOp::Write => {
+                let text = arg_str(args, "content").unwrap_or_default();
+                ws.write(path, text)?;
+                format!("wrote {} bytes to {path}", text.len())
             }
-            "list" => ws.list(path.unwrap_or("."))?,
-            "move" => {
-                let to = arg_str(args, "to").ok_or_else(|| failed("`to` is required to move"))?;
-                ws.rename(need_path()?, &ws, to)?;
-                format!("moved {} to {to}", need_path()?)
+            FileOp::List => ws.list(if path.trim().is_empty() { "." } else { path })?,
+            FileOp::Move => {
+                let from = arg_str(args, "from").unwrap_or_default();
+                let to = arg_str(args, "to").unwrap_or_default();
+                ws.rename(from, &ws, to)?;
+                format!("moved {from} to {to}")
             }
-            "delete" => {
-                let id = Trash::new(&ctx.data_dir).put(&ws, need_path()?)?;
+            FileOp::Delete => {
+                let id = Trash::new(&ctx.data_dir).put(&ws, path)?;
                 format!(
-                    "moved {} to the trash (restorable for {TRASH_DAYS} days: hermit files restore {id})",
-                    need_path()?
+                    "moved {path} to the trash (restorable for {TRASH_DAYS} days: hermit files restore {id})"
                 )
             }
-            other => return Err(failed(format!("unknown operation {other}"))),
         };
         Ok(ToolOutput { ok: true, content })
     }
@@ -255,14 +312,23 @@ impl Workspace {
         if rows.is_empty() {
             return Ok(format!("{path} is empty"));
         }
-        Ok(rows
-            .into_iter()
-            .map(|(n, k, s)| match k {
+        let mut text: Vec<String> = rows
+            .iter()
+            .map(|(n, k, s)| match *k {
                 "file" => format!("{n}\tfile\t{s} bytes"),
                 _ => format!("{n}\t{k}"),
             })
-            .collect::<Vec<_>>()
-            .join("\n"))
+            .collect();
+        // A summary line: what people (and small models) ask of a listing.
+        let files: Vec<_> = rows.iter().filter(|(_, k, _)| *k == "file").collect();
+        if let Some((name, _, size)) = files.iter().max_by_key(|(_, _, s)| *s) {
+            text.push(format!(
+                "({} entries, {} files; largest file: {name}, {size} bytes)",
+                rows.len(),
+                files.len()
+            ));
+        }
+        Ok(text.join("\n"))
     }
 
     /// Renames `from` (beneath self) to `to` (beneath `dest`).
