@@ -268,10 +268,33 @@ pub fn bench_llm(global: &Global, json: bool, reps: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn doctor(global: &Global) -> anyhow::Result<bool> {
-    let mut ok = true;
-    println!("hermit {}", env!("CARGO_PKG_VERSION"));
-    println!("built for        {}", crate::inference::build_target());
+/// One line of `hermit doctor`.
+#[derive(Debug, serde::Serialize)]
+struct Check {
+    check: &'static str,
+    /// "ok", "warn" or "fail"; any "fail" makes the exit code non-zero.
+    verdict: &'static str,
+    detail: String,
+}
+
+fn check(check: &'static str, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        check,
+        verdict: if ok { "ok" } else { "fail" },
+        detail: detail.into(),
+    }
+}
+
+pub fn doctor(global: &Global, json: bool) -> anyhow::Result<bool> {
+    let mut checks = vec![Check {
+        check: "build",
+        verdict: "ok",
+        detail: format!(
+            "hermit {} built for {}",
+            env!("CARGO_PKG_VERSION"),
+            crate::inference::build_target()
+        ),
+    }];
     #[cfg(target_arch = "x86_64")]
     {
         let missing: Vec<&str> = [
@@ -296,82 +319,196 @@ pub fn doctor(global: &Global) -> anyhow::Result<bool> {
         .filter(|(_, m)| *m)
         .map(|(f, _)| f)
         .collect();
-        if missing.is_empty() {
-            println!("this CPU         has every feature the binary needs");
-        } else {
-            ok = false;
-            println!(
-                "this CPU         LACKS {} (rebuild for this machine)",
-                missing.join(", ")
-            );
-        }
+        checks.push(check(
+            "cpu",
+            missing.is_empty(),
+            if missing.is_empty() {
+                format!(
+                    "has every feature the binary needs; {} physical cores",
+                    crate::inference::physical_cores()
+                )
+            } else {
+                format!("LACKS {} (rebuild for this machine)", missing.join(", "))
+            },
+        ));
     }
-    println!(
-        "cores            {} physical, {} logical",
-        crate::inference::physical_cores(),
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    );
     let config = match global.load_config() {
         Ok(c) => {
-            println!("config           ok");
-            c
+            checks.push(check("config", true, "valid"));
+            Some(c)
         }
         Err(e) => {
-            println!("config           {e}");
-            return Ok(false);
+            checks.push(check("config", false, e.to_string()));
+            None
         }
     };
     let support = crate::sandbox::probe();
-    let verdict = |ok: bool| if ok { "ok" } else { "MISSING" };
-    println!(
-        "sandbox          landlock {} (ABI {}), seccomp {}, namespaces {}, process limit {}",
-        verdict(support.landlock_abi >= 1),
-        support.landlock_abi,
-        verdict(support.seccomp),
-        verdict(support.namespaces),
-        verdict(support.process_limit)
-    );
-    let probe_policy = crate::tools::ToolContext {
+    let allow_weaker = config.as_ref().is_some_and(|c| c.sandbox.allow_weaker);
+    for (name, ok, detail) in [
+        (
+            "sandbox: landlock",
+            support.landlock_abi >= 1,
+            format!("ABI {}", support.landlock_abi),
+        ),
+        ("sandbox: seccomp", support.seccomp, String::new()),
+        (
+            "sandbox: namespaces",
+            support.namespaces,
+            "PID and network".to_string(),
+        ),
+        (
+            "sandbox: process limit",
+            support.process_limit,
+            if support.root {
+                "cgroup pids controller (running as root)"
+            } else {
+                "RLIMIT_NPROC"
+            }
+            .to_string(),
+        ),
+    ] {
+        checks.push(Check {
+            check: name,
+            verdict: match (ok, allow_weaker) {
+                (true, _) => "ok",
+                (false, true) => "warn",
+                (false, false) => "fail",
+            },
+            detail: if ok {
+                detail
+            } else {
+                format!("missing: tools refuse to run unless sandbox.allow_weaker = true {detail}")
+            },
+        });
+    }
+    let Some(config) = config else {
+        return Ok(report_checks(&checks, json));
+    };
+    let ctx = crate::tools::ToolContext {
         workspace: config.workspace(),
         data_dir: config.data_dir(),
         sandbox: crate::sandbox::Sandbox::current()?,
         limits: config.sandbox.limits.clone(),
         allow_weaker: config.sandbox.allow_weaker,
         network: false,
+        fetch: Default::default(),
     };
-    match probe_sandbox(&probe_policy) {
-        Ok(()) => println!(
-            "sandbox probe    ok: a sandboxed process ran, and could not write outside the workspace nor open a socket"
+    checks.push(match probe_sandbox(&ctx) {
+        Ok(()) => check(
+            "sandbox: probe",
+            true,
+            "a sandboxed process ran, and could not write outside the workspace nor open a socket",
         ),
-        Err(e) => {
-            ok = false;
-            println!("sandbox probe    FAILED: {e}");
-        }
-    }
-    let reg = registry(&config);
-    println!("models dir       {}", reg.dir.display());
-    match reg.resolve(&config.inference.model) {
-        Ok(m) => println!(
-            "model            {} at {} ({})",
-            m.name,
-            m.path.display(),
-            if m.verified {
-                "verified"
+        Err(e) => check("sandbox: probe", false, e.to_string()),
+    });
+    checks.push(data_dir_check(&config.data_dir()));
+    checks.push(Check {
+        check: "listeners",
+        verdict: "ok",
+        detail: "none: this version listens on no network address".into(),
+    });
+    checks.push(Check {
+        check: "network for tools",
+        verdict: if config.sandbox.network || config.fetch.enabled {
+            "warn"
+        } else {
+            "ok"
+        },
+        detail: format!(
+            "shell network {}, fetch {}",
+            if config.sandbox.network { "ON" } else { "off" },
+            if config.fetch.enabled {
+                format!("ON for {}", config.fetch.allow_hosts.join(", "))
             } else {
-                "NOT listed, unverified"
+                "off".into()
             }
         ),
-        Err(e) => {
-            ok = false;
-            println!("model            {e}");
+    });
+    let reg = registry(&config);
+    checks.push(match reg.resolve(&config.inference.model) {
+        Ok(m) => Check {
+            check: "model",
+            verdict: if m.verified { "ok" } else { "warn" },
+            detail: format!(
+                "{} at {} ({})",
+                m.name,
+                m.path.display(),
+                if m.verified {
+                    "verified"
+                } else {
+                    "not listed in models.toml, unverified"
+                }
+            ),
+        },
+        Err(e) => check("model", false, e.to_string()),
+    });
+    Ok(report_checks(&checks, json))
+}
+
+/// The data directory holds the trash, scratch space and (later) the
+/// database and secrets: nobody but the daemon's user may read it.
+fn data_dir_check(dir: &Path) -> Check {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(dir) {
+        Err(_) => Check {
+            check: "data directory",
+            verdict: "ok",
+            detail: format!("{} not created yet (it is made 0700)", dir.display()),
+        },
+        Ok(md) => {
+            let mode = md.permissions().mode() & 0o777;
+            check(
+                "data directory",
+                mode & 0o077 == 0,
+                format!(
+                    "{} mode {mode:o}{}",
+                    dir.display(),
+                    if mode & 0o077 == 0 {
+                        ""
+                    } else {
+                        ": readable by others; chmod 700 it"
+                    }
+                ),
+            )
         }
     }
-    Ok(ok)
+}
+
+fn report_checks(checks: &[Check], json: bool) -> bool {
+    let ok = checks.iter().all(|c| c.verdict != "fail");
+    if json {
+        println!("{}", serde_json::json!({ "ok": ok, "checks": checks }));
+    } else {
+        for c in checks {
+            println!(
+                "{:<5} {:<24} {}",
+                c.verdict.to_uppercase(),
+                c.check,
+                c.detail
+            );
+        }
+        println!(
+            "\n{}",
+            if ok {
+                "no critical finding"
+            } else {
+                "critical findings above"
+            }
+        );
+    }
+    ok
 }
 
 fn toolbox(config: &Config) -> anyhow::Result<crate::tools::Toolbox> {
+    let data = config.data_dir();
+    if !data.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&data)
+            .with_context(|| format!("cannot create the data directory {}", data.display()))?;
+    }
     let sandbox = crate::sandbox::Sandbox::current()?;
     Ok(crate::tools::Toolbox::builtin(crate::tools::ToolContext {
         workspace: config.workspace(),
@@ -380,6 +517,7 @@ fn toolbox(config: &Config) -> anyhow::Result<crate::tools::Toolbox> {
         limits: config.sandbox.limits.clone(),
         allow_weaker: config.sandbox.allow_weaker,
         network: config.sandbox.network,
+        fetch: config.fetch.clone(),
     }))
 }
 

@@ -38,6 +38,7 @@ pub struct Config {
     pub agent: AgentConfig,
     pub paths: PathsConfig,
     pub sandbox: SandboxConfig,
+    pub fetch: crate::tools::fetch::FetchConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -11,6 +11,7 @@
 //! - [`inference`]: llama.cpp in-process: the model loaded once on an engine
 //!   thread, chat templates rendered from the GGUF, streaming, per-conversation
 //!   KV caches with prefix reuse.
+//! - [`db`]: `hermit.db` (SQLite): the source of truth, with migrations.
 //! - [`agent`]: the agent loop: a conversation's history turned into replies.
 //! - [`channels`]: where messages come from; today the terminal (`hermit chat`).
 //! - [`tools`]: what Hermit can do (shell, files, time), all through one
@@ -24,6 +25,7 @@ pub mod app;
 pub mod bench;
 pub mod channels;
 pub mod config;
+pub mod db;
 pub mod inference;
 pub mod models;
 pub mod sandbox;

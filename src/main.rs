@@ -38,7 +38,11 @@ enum Command {
         command: BenchCommand,
     },
     /// Check the build, this machine, the sandbox, the configuration and the model.
-    Doctor,
+    Doctor {
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// The tools Hermit can use.
     Tools {
         #[command(subcommand)]
@@ -173,7 +177,7 @@ fn main() -> ExitCode {
         Command::Bench {
             command: BenchCommand::Sandbox { json, runs },
         } => app::bench_sandbox(&global, json, runs).map(|()| true),
-        Command::Doctor => app::doctor(&global),
+        Command::Doctor { json } => app::doctor(&global, json),
         Command::Tools { command } => match command {
             ToolsCommand::List { json } => app::tools_list(&global, json).map(|()| true),
             ToolsCommand::Run { name, args } => app::tools_run(&global, &name, &args),

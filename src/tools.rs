@@ -11,7 +11,9 @@
 //! runs it in the [`crate::sandbox`]; the file tools resolve every path
 //! beneath the workspace with `openat2(RESOLVE_BENEATH)`.
 
+pub mod fetch;
 pub mod files;
+pub mod notes;
 pub mod schema;
 pub mod shell;
 pub mod time;
@@ -82,8 +84,10 @@ pub struct ToolContext {
     pub sandbox: Sandbox,
     pub limits: Limits,
     pub allow_weaker: bool,
-    /// Whether tools are granted the network (the `network` effect).
+    /// Whether tool processes (the shell) are granted the network.
     pub network: bool,
+    /// The `fetch` tool's switch, allow-lists and caps.
+    pub fetch: fetch::FetchConfig,
 }
 
 impl ToolContext {
@@ -131,6 +135,8 @@ impl Toolbox {
         for op in files::Files::ALL {
             tools.push(Box::new(files::Files(op)));
         }
+        tools.push(Box::new(notes::Notes));
+        tools.push(Box::new(fetch::Fetch));
         tools.push(Box::new(time::Time));
         Self { tools, ctx }
     }
@@ -170,9 +176,12 @@ impl Toolbox {
     /// sandbox); the trust layer replaces this body with the policy,
     /// provenance and approvals, and every call already passes here.
     pub fn decide(&self, call: &ToolCall, effects: &[Effect]) -> Decision {
-        if effects.contains(&Effect::Network) && !self.ctx.network {
+        if effects.contains(&Effect::Network) && !self.ctx.fetch.enabled {
             return Decision::Deny {
-                reason: format!("`{}` needs the network, which is off", call.name),
+                reason: format!(
+                    "`{}` needs the network, which is off ([fetch] enabled = false)",
+                    call.name
+                ),
             };
         }
         Decision::Allow {

@@ -193,8 +193,47 @@ fn tools_list_names_every_tool_with_effects() {
             "write_file",
             "move_file",
             "delete_file",
+            "notes",
+            "fetch",
             "time"
         ]
     );
     assert_eq!(v[0]["effects"], serde_json::json!(["write", "exec"]));
+}
+
+#[test]
+fn notes_are_kept_in_the_database() {
+    let b = Box_::new();
+    let create = |title: &str, text: &str| {
+        b.tool(
+            "notes",
+            serde_json::json!({"action": "create", "title": title, "text": text}),
+        )
+    };
+    assert!(create("groceries", "milk").status.success());
+    assert_refused(&create("groceries", "again"), "exists");
+    let out = b.tool(
+        "notes",
+        serde_json::json!({"action": "append", "title": "groceries", "text": "eggs"}),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(create("ideas", "a garden").status.success());
+    let out = b.tool(
+        "notes",
+        serde_json::json!({"action": "search", "text": "egg"}),
+    );
+    assert_eq!(stdout(&out), "# groceries\nmilk\neggs\n");
+    let out = b.tool("notes", serde_json::json!({"action": "list"}));
+    assert!(stdout(&out).contains("groceries") && stdout(&out).contains("ideas"));
+    // A search for a LIKE wildcard is literal.
+    let out = b.tool(
+        "notes",
+        serde_json::json!({"action": "search", "text": "%"}),
+    );
+    assert!(
+        stdout(&out).contains("no note mentions"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(b.root.path().join("data/hermit.db").exists());
 }

@@ -1,0 +1,111 @@
+//! `hermit.db`: the SQLite database, source of truth for what Hermit keeps
+//! (today the owner's notes; conversations, memories, reminders and the
+//! audit chain as they are built).
+//!
+//! WAL mode, foreign keys on. The schema is a list of migrations applied in
+//! order on open and recorded in `PRAGMA user_version`, so a database of any
+//! earlier version is brought up to date, and a database from a newer Hermit
+//! is refused rather than misread.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema one version up. Never edit a released
+/// entry: add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: notes
+    "CREATE TABLE notes (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL UNIQUE,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this Hermit knows ({known}); upgrade Hermit"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+}
+
+/// Opens (creating if needed) and migrates the database.
+pub fn open(path: &Path) -> Result<Connection, DbError> {
+    let err = |source| DbError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut conn = Connection::open(path).map_err(err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(err)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
+        .map_err(err)?;
+    migrate(&mut conn).map_err(|e| match e {
+        MigrateError::Sqlite(source) => err(source),
+        MigrateError::TooNew(found) => DbError::TooNew {
+            path: path.display().to_string(),
+            found,
+            known: MIGRATIONS.len() as i64,
+        },
+    })?;
+    Ok(conn)
+}
+
+enum MigrateError {
+    Sqlite(rusqlite::Error),
+    TooNew(i64),
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(MigrateError::Sqlite)?;
+    if version > MIGRATIONS.len() as i64 {
+        return Err(MigrateError::TooNew(version));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction().map_err(MigrateError::Sqlite)?;
+        tx.execute_batch(sql).map_err(MigrateError::Sqlite)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(MigrateError::Sqlite)?;
+        tx.commit().map_err(MigrateError::Sqlite)?;
+    }
+    Ok(())
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrates_from_empty_and_refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hermit.db");
+        let conn = super::open(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, super::MIGRATIONS.len() as i64);
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = super::open(&path).unwrap_err().to_string();
+        assert!(err.contains("newer"), "{err}");
+    }
+}

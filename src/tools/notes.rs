@@ -1,0 +1,143 @@
+//! `notes`: the owner's notes, kept in hermit.db: create, append, search, list.
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::{Value, json};
+
+use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
+
+pub struct Notes;
+
+fn failed(message: impl std::fmt::Display) -> ToolError {
+    ToolError::Failed {
+        tool: "notes".into(),
+        message: message.to_string(),
+    }
+}
+
+impl Tool for Notes {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "notes",
+            description: "The owner's notes: create a note, append to one, search them, or list them.",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "action": {"type": "string", "enum": ["create", "append", "search", "list"]},
+                    "title": {"type": "string", "description": "The note's title (create, append)", "maxLength": 200},
+                    "text": {"type": "string", "description": "The text to write (create, append) or to look for (search)", "maxLength": 100000}
+                },
+                "required": ["action"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn effects(&self, args: &Value) -> Vec<Effect> {
+        match arg_str(args, "action") {
+            Some("create") | Some("append") => vec![Effect::Write],
+            _ => vec![Effect::Read],
+        }
+    }
+
+    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        let db = crate::db::open(&ctx.data_dir.join("hermit.db")).map_err(failed)?;
+        let title = arg_str(args, "title").map(str::trim).unwrap_or_default();
+        let text = arg_str(args, "text").unwrap_or_default();
+        let now = crate::db::now();
+        let need_title = || {
+            if title.is_empty() {
+                Err(failed("a title is required"))
+            } else {
+                Ok(())
+            }
+        };
+        let content = match arg_str(args, "action").unwrap_or_default() {
+            "create" => {
+                need_title()?;
+                let n = db
+                    .execute(
+                        "INSERT INTO notes (title, body, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+                         ON CONFLICT(title) DO NOTHING",
+                        params![title, text, now],
+                    )
+                    .map_err(failed)?;
+                if n == 0 {
+                    return Err(failed(format!(
+                        "a note titled {title:?} exists; append to it"
+                    )));
+                }
+                format!("created note {title:?}")
+            }
+            "append" => {
+                need_title()?;
+                let body: Option<String> = db
+                    .query_row("SELECT body FROM notes WHERE title = ?1", [title], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                    .map_err(failed)?;
+                let Some(body) = body else {
+                    return Err(failed(format!("no note titled {title:?}; create it first")));
+                };
+                let joined = if body.is_empty() {
+                    text.to_string()
+                } else {
+                    format!("{body}\n{text}")
+                };
+                db.execute(
+                    "UPDATE notes SET body = ?1, updated_at = ?2 WHERE title = ?3",
+                    params![joined, now, title],
+                )
+                .map_err(failed)?;
+                format!("appended to note {title:?}")
+            }
+            "search" => {
+                let pattern = format!(
+                    "%{}%",
+                    text.replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                );
+                let mut stmt = db
+                    .prepare(
+                        "SELECT title, body FROM notes WHERE title LIKE ?1 ESCAPE '\\' OR body LIKE ?1 ESCAPE '\\'
+                         ORDER BY updated_at DESC LIMIT 20",
+                    )
+                    .map_err(failed)?;
+                let rows: Vec<(String, String)> = stmt
+                    .query_map([pattern], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(failed)?
+                    .collect::<Result<_, _>>()
+                    .map_err(failed)?;
+                if rows.is_empty() {
+                    format!("no note mentions {text:?}")
+                } else {
+                    rows.iter()
+                        .map(|(t, b)| format!("# {t}\n{b}"))
+                        .collect::<Vec<_>>()
+                        .join("\n\n")
+                }
+            }
+            "list" => {
+                let mut stmt = db
+                    .prepare("SELECT title, length(body) FROM notes ORDER BY updated_at DESC")
+                    .map_err(failed)?;
+                let rows: Vec<(String, i64)> = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(failed)?
+                    .collect::<Result<_, _>>()
+                    .map_err(failed)?;
+                if rows.is_empty() {
+                    "there are no notes".to_string()
+                } else {
+                    rows.iter()
+                        .map(|(t, n)| format!("{t} ({n} characters)"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+            }
+            other => return Err(failed(format!("unknown action {other}"))),
+        };
+        Ok(ToolOutput { ok: true, content })
+    }
+}
