@@ -384,6 +384,8 @@ pub fn doctor(global: &Global, json: bool) -> anyhow::Result<bool> {
     let Some(config) = config else {
         return Ok(report_checks(&checks, json));
     };
+    checks.push(data_dir_check(&config.data_dir()));
+    ensure_data_dir(&config)?;
     let ctx = crate::tools::ToolContext {
         workspace: config.workspace(),
         data_dir: config.data_dir(),
@@ -401,7 +403,6 @@ pub fn doctor(global: &Global, json: bool) -> anyhow::Result<bool> {
         ),
         Err(e) => check("sandbox: probe", false, e.to_string()),
     });
-    checks.push(data_dir_check(&config.data_dir()));
     checks.push(Check {
         check: "listeners",
         verdict: "ok",
@@ -499,7 +500,8 @@ fn report_checks(checks: &[Check], json: bool) -> bool {
     ok
 }
 
-fn toolbox(config: &Config) -> anyhow::Result<crate::tools::Toolbox> {
+/// Creates the data directory, readable by its owner only, if it is missing.
+fn ensure_data_dir(config: &Config) -> anyhow::Result<PathBuf> {
     let data = config.data_dir();
     if !data.exists() {
         use std::os::unix::fs::DirBuilderExt;
@@ -509,6 +511,11 @@ fn toolbox(config: &Config) -> anyhow::Result<crate::tools::Toolbox> {
             .create(&data)
             .with_context(|| format!("cannot create the data directory {}", data.display()))?;
     }
+    Ok(data)
+}
+
+fn toolbox(config: &Config) -> anyhow::Result<crate::tools::Toolbox> {
+    ensure_data_dir(config)?;
     let sandbox = crate::sandbox::Sandbox::current()?;
     Ok(crate::tools::Toolbox::builtin(crate::tools::ToolContext {
         workspace: config.workspace(),

@@ -1,0 +1,55 @@
+//! `hermit doctor`: a verdict per check, a live sandbox probe, and a
+//! non-zero exit on any critical finding.
+
+mod common;
+use common::*;
+
+use std::os::unix::fs::PermissionsExt;
+
+fn doctor(data: &std::path::Path) -> (bool, serde_json::Value) {
+    let out = hermit()
+        .env("HERMIT_DATA", data)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["ok"].as_bool(), Some(out.status.success()));
+    (out.status.success(), v)
+}
+
+fn verdict<'a>(v: &'a serde_json::Value, check: &str) -> &'a str {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == check)
+        .unwrap_or_else(|| panic!("no {check} check in {v}"))["verdict"]
+        .as_str()
+        .unwrap()
+}
+
+#[test]
+fn doctor_passes_here_and_probes_the_sandbox() {
+    model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, v) = doctor(&dir.path().join("data"));
+    assert!(ok, "{v}");
+    assert_eq!(verdict(&v, "sandbox: probe"), "ok");
+    assert_eq!(verdict(&v, "sandbox: landlock"), "ok");
+    let mode = std::fs::metadata(dir.path().join("data"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+#[test]
+fn a_data_directory_others_can_read_is_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ok, v) = doctor(&data);
+    assert!(!ok);
+    assert_eq!(verdict(&v, "data directory"), "fail");
+}
