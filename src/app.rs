@@ -394,6 +394,7 @@ pub fn doctor(global: &Global, json: bool) -> anyhow::Result<bool> {
         allow_weaker: config.sandbox.allow_weaker,
         network: false,
         fetch: Default::default(),
+        timezone: String::new(),
     };
     checks.push(match probe_sandbox(&ctx) {
         Ok(()) => check(
@@ -525,6 +526,7 @@ fn toolbox(config: &Config) -> anyhow::Result<crate::tools::Toolbox> {
         allow_weaker: config.sandbox.allow_weaker,
         network: config.sandbox.network,
         fetch: config.fetch.clone(),
+        timezone: config.agent.timezone.clone(),
     }))
 }
 

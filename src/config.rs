@@ -112,6 +112,9 @@ pub struct AgentConfig {
     pub max_tool_steps: u32,
     /// A turn (generations and tool calls) ends after this many seconds.
     pub turn_timeout_seconds: u64,
+    /// The owner's timezone, an IANA name ("Europe/Paris"); empty means
+    /// the machine's.
+    pub timezone: String,
 }
 
 impl Default for InferenceConfig {
@@ -154,6 +157,7 @@ impl Default for AgentConfig {
             tools: true,
             max_tool_steps: 8,
             turn_timeout_seconds: 300,
+            timezone: String::new(),
         }
     }
 }
@@ -248,6 +252,8 @@ impl Config {
         if i.model.trim().is_empty() {
             return Err("inference.model is empty; name a model from `hermit models list`".into());
         }
+        crate::tools::time::owner_timezone(&self.agent.timezone)
+            .map_err(|e| format!("agent.timezone: {e}"))?;
         let s = &self.sampling;
         if !(0.0..=5.0).contains(&s.temperature) {
             return Err(format!(

@@ -88,6 +88,8 @@ pub struct ToolContext {
     pub network: bool,
     /// The `fetch` tool's switch, allow-lists and caps.
     pub fetch: fetch::FetchConfig,
+    /// The owner's timezone (IANA name; empty: the machine's).
+    pub timezone: String,
 }
 
 impl ToolContext {

@@ -262,6 +262,13 @@ fn no_ptrace_no_namespaces_no_mounts() {
     for bad in ["UNSHARED", "USERNS", "MOUNTED"] {
         assert!(!out.stdout.contains(bad), "{out:?}");
     }
+    // ptrace(PTRACE_TRACEME) fails with EPERM (Debian's python3, which
+    // scripts/setup installs, lives under /usr and so is reachable).
+    let out = sh(
+        &s,
+        "/usr/bin/python3 -c 'import ctypes; l = ctypes.CDLL(None, use_errno=True); print(l.ptrace(0, 0, 0, 0), ctypes.get_errno())'",
+    );
+    assert_eq!(out.stdout.trim(), "-1 1", "{out:?}");
 }
 
 #[test]

@@ -1,10 +1,21 @@
-//! `time`: the current date and time, in the machine's local timezone.
+//! `time`: the current date and time in the owner's timezone
+//! (`agent.timezone`, an IANA name; empty means the machine's).
 
 use serde_json::{Value, json};
 
 use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec};
 
 pub struct Time;
+
+/// The owner's timezone: `name`, or the machine's when empty.
+pub fn owner_timezone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    if name.trim().is_empty() {
+        return Ok(jiff::tz::TimeZone::system());
+    }
+    jiff::tz::TimeZone::get(name.trim()).map_err(|e| {
+        format!("unknown timezone {name:?} ({e}); use an IANA name such as \"Europe/Paris\"")
+    })
+}
 
 impl Tool for Time {
     fn spec(&self) -> ToolSpec {
@@ -19,51 +30,31 @@ impl Tool for Time {
         vec![Effect::Read]
     }
 
-    fn run(&self, _: &ToolContext, _: &Value) -> Result<ToolOutput, ToolError> {
-        // localtime_r honours TZ and /etc/localtime without a timezone crate.
-        let now = unsafe { libc::time(std::ptr::null_mut()) };
-        // SAFETY: zeroed tm is valid; localtime_r fills it.
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        if unsafe { libc::localtime_r(&now, &mut tm) }.is_null() {
-            return Err(ToolError::Failed {
-                tool: "time".into(),
-                message: "localtime failed".into(),
-            });
-        }
-        const DAYS: [&str; 7] = [
-            "Sunday",
-            "Monday",
-            "Tuesday",
-            "Wednesday",
-            "Thursday",
-            "Friday",
-            "Saturday",
-        ];
-        let offset = tm.tm_gmtoff / 60;
-        let zone = if tm.tm_zone.is_null() {
-            String::new()
-        } else {
-            // SAFETY: tm_zone points to a NUL-terminated static string.
-            unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }
-                .to_string_lossy()
-                .into_owned()
-        };
+    fn run(&self, ctx: &ToolContext, _: &Value) -> Result<ToolOutput, ToolError> {
+        let tz = owner_timezone(&ctx.timezone).map_err(|message| ToolError::Failed {
+            tool: "time".into(),
+            message,
+        })?;
+        let now = jiff::Timestamp::now().to_zoned(tz);
         Ok(ToolOutput {
             ok: true,
-            content: format!(
-                "{} {:04}-{:02}-{:02} {:02}:{:02}:{:02} {} (UTC{}{:02}:{:02})",
-                DAYS[tm.tm_wday.clamp(0, 6) as usize],
-                tm.tm_year + 1900,
-                tm.tm_mon + 1,
-                tm.tm_mday,
-                tm.tm_hour,
-                tm.tm_min,
-                tm.tm_sec,
-                zone,
-                if offset < 0 { '-' } else { '+' },
-                offset.abs() / 60,
-                offset.abs() % 60
-            ),
+            content: now
+                .strftime("%A %-d %B %Y, %H:%M:%S %Z (UTC%:z)")
+                .to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timezones_by_name() {
+        assert!(super::owner_timezone("Europe/Paris").is_ok());
+        assert!(super::owner_timezone("").is_ok());
+        assert!(
+            super::owner_timezone("Mars/Olympus")
+                .unwrap_err()
+                .contains("IANA")
+        );
     }
 }
