@@ -61,7 +61,9 @@ fn second_turn_evaluates_only_the_new_tokens() {
             second.prompt_tokens
         );
 
-        // The same history in a conversation with no cache is evaluated in full.
+        // The same history in a conversation with no cache (and no other
+        // conversation to share one with) is evaluated in full.
+        engine.forget(conv.id());
         let mut fresh = Conversation::new("You are a helpful assistant.");
         for m in &conv.messages()[..conv.messages().len() - 1] {
             fresh.push(m.clone());
@@ -69,6 +71,33 @@ fn second_turn_evaluates_only_the_new_tokens() {
         let (_, cold) = fresh.turn(&engine, "And one about Mars?").await.unwrap();
         assert_eq!(cold.reused_tokens, 0);
         assert_eq!(cold.evaluated_tokens, cold.prompt_tokens);
+    });
+}
+
+#[test]
+fn a_new_conversation_reuses_the_shared_system_prompt_of_another() {
+    let engine = engine_with(|_| {});
+    let system = "You are a helpful assistant who answers in one short sentence, \
+                  always politely, and never uses lists or tables in replies.";
+    rt().block_on(async {
+        let mut first = Conversation::new(system);
+        let (_, a) = first
+            .turn(&engine, "What colour is the sky?")
+            .await
+            .unwrap();
+        assert_eq!(a.reused_tokens, 0);
+        let mut second = Conversation::new(system);
+        let (_, b) = second.turn(&engine, "What colour is grass?").await.unwrap();
+        // The system prompt's tokens came from the first conversation's cache.
+        assert!(
+            b.reused_tokens >= 32 && b.evaluated_tokens < b.prompt_tokens,
+            "reused {} of {}",
+            b.reused_tokens,
+            b.prompt_tokens
+        );
+        // And the first conversation's own cache is untouched.
+        let (_, a2) = first.turn(&engine, "And at night?").await.unwrap();
+        assert!(a2.reused_tokens >= a.prompt_tokens, "{a2:?}");
     });
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::session::LlamaStateSeqFlags;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
@@ -209,6 +210,50 @@ impl<'m> Worker<'m> {
         Ok(self.slots.len() - 1)
     }
 
+    /// A new conversation usually starts like another cached one (the same
+    /// system prompt and tools: hundreds of tokens). Its KV cache is then
+    /// seeded with a copy of that one's, so only what differs is evaluated.
+    fn share_prefix(&mut self, target: usize, prompt: &[LlamaToken]) {
+        const MIN_SHARED: usize = 32;
+        let common = |cached: &[LlamaToken]| {
+            cached
+                .iter()
+                .zip(prompt)
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        let Some((donor, shared)) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != target)
+            .map(|(j, s)| (j, common(&s.cached)))
+            .max_by_key(|(_, n)| *n)
+        else {
+            return;
+        };
+        if shared < MIN_SHARED {
+            return;
+        }
+        let state = match self.slots[donor]
+            .ctx
+            .state_seq_get(0, LlamaStateSeqFlags::empty())
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%e, "cannot copy a KV cache; evaluating in full");
+                return;
+            }
+        };
+        let cached = self.slots[donor].cached.clone();
+        let slot = &mut self.slots[target];
+        if slot.ctx.state_seq_set(&state, 0).is_ok() {
+            slot.cached = cached;
+        } else {
+            slot.ctx.clear_kv_cache();
+        }
+    }
+
     fn tokenize(&self, pieces: &[PromptPiece]) -> Vec<LlamaToken> {
         let vocab = self.llama.vocab();
         let mut tokens = Vec::new();
@@ -326,6 +371,9 @@ impl<'m> Worker<'m> {
         let mut sampler = self.sampler(request.grammar.as_deref())?;
         let batch_size = self.settings.batch_tokens as usize;
         let i = self.slot(request.conversation)?;
+        if self.slots[i].cached.is_empty() {
+            self.share_prefix(i, &prompt);
+        }
         let slot = &mut self.slots[i];
 
         // Prefix reuse: keep the cached tokens this prompt starts with.
