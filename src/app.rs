@@ -87,6 +87,9 @@ pub fn start_engine(config: &Config) -> anyhow::Result<Engine> {
             "this model is not listed in models/models.toml; its integrity is not verified"
         );
     }
+    if config.inference.prompt_cache {
+        ensure_data_dir(config)?;
+    }
     let settings = EngineSettings::from_config(config);
     Ok(Engine::start(model, settings)?)
 }

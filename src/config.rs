@@ -85,6 +85,10 @@ pub struct InferenceConfig {
     /// Conversations whose KV cache is kept in memory; the least recently
     /// used one is evicted past this (and re-evaluated if it comes back).
     pub cached_conversations: u32,
+    /// Keep the evaluated system prompt and tools on disk (in the data
+    /// directory), so a new process answers its first message without
+    /// evaluating them again.
+    pub prompt_cache: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +133,7 @@ impl Default for InferenceConfig {
             max_reply_tokens: 1024,
             gpu_layers: 0,
             cached_conversations: 4,
+            prompt_cache: true,
         }
     }
 }

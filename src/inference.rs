@@ -56,6 +56,9 @@ pub struct EngineSettings {
     pub gpu_layers: u32,
     pub cached_conversations: u32,
     pub sampling: SamplingConfig,
+    /// Where the KV state of prompt prefixes (system prompt and tools) is
+    /// kept between runs; `None` disables it.
+    pub prompt_cache: Option<std::path::PathBuf>,
 }
 
 impl EngineSettings {
@@ -79,6 +82,9 @@ impl EngineSettings {
             gpu_layers: i.gpu_layers,
             cached_conversations: i.cached_conversations,
             sampling: config.sampling.clone(),
+            prompt_cache: i
+                .prompt_cache
+                .then(|| config.data_dir().join("prompt-cache")),
         }
     }
 }

@@ -15,6 +15,7 @@ fn engine_with(edit: impl FnOnce(&mut Config)) -> Engine {
     config.inference.model = SMALL_MODEL.into();
     config.sampling.temperature = 0.0;
     config.inference.max_reply_tokens = 48;
+    config.inference.prompt_cache = false;
     edit(&mut config);
     let model = Registry::builtin(models_dir())
         .resolve(&config.inference.model)
@@ -99,6 +100,51 @@ fn a_new_conversation_reuses_the_shared_system_prompt_of_another() {
         let (_, a2) = first.turn(&engine, "And at night?").await.unwrap();
         assert!(a2.reused_tokens >= a.prompt_tokens, "{a2:?}");
     });
+}
+
+#[test]
+fn a_new_process_loads_the_evaluated_system_prompt_from_disk() {
+    let data = tempfile::tempdir().unwrap();
+    let with_cache = |c: &mut Config| {
+        c.inference.prompt_cache = true;
+        c.paths.data_dir = Some(data.path().to_path_buf());
+    };
+    let system = "You are Hermit, a private assistant that runs on the owner's own machine. \
+                  You answer briefly and precisely, you never invent facts, you say so when you \
+                  do not know, and you keep every answer under three sentences unless asked \
+                  for more detail by the owner, who is the only person you serve.";
+    let first = {
+        let engine = engine_with(with_cache);
+        rt().block_on(async {
+            let mut conv = Conversation::new(system);
+            conv.turn(&engine, "Hello!").await.unwrap().1
+        })
+    };
+    assert_eq!(first.reused_tokens, 0);
+    let files = std::fs::read_dir(data.path().join("prompt-cache"))
+        .unwrap()
+        .count();
+    assert_eq!(files, 1, "the system prompt's state was saved");
+    // A new engine (a new process, as far as llama.cpp is concerned).
+    let engine = engine_with(with_cache);
+    let second = rt().block_on(async {
+        let mut conv = Conversation::new(system);
+        conv.turn(&engine, "Good morning!").await.unwrap().1
+    });
+    assert!(
+        second.reused_tokens >= 64,
+        "reused {} of {}",
+        second.reused_tokens,
+        second.prompt_tokens
+    );
+    drop(engine);
+    // A different system prompt does not pick it up.
+    let engine = engine_with(with_cache);
+    let third = rt().block_on(async {
+        let mut conv = Conversation::new(format!("{system} Reply in French."));
+        conv.turn(&engine, "Hello!").await.unwrap().1
+    });
+    assert_eq!(third.reused_tokens, 0, "{third:?}");
 }
 
 #[test]

@@ -106,8 +106,14 @@ pub(super) fn run(
         batch_threads: settings.batch_threads,
         context_tokens: settings.context_tokens,
     };
+    let model_key = format!(
+        "{} {}",
+        model.path.display(),
+        std::fs::metadata(&model.path).map(|m| m.len()).unwrap_or(0)
+    );
     let mut worker = Worker {
         llama: &llama,
+        model_key,
         backend,
         template,
         settings,
@@ -156,6 +162,8 @@ pub(super) fn run(
 
 struct Worker<'m> {
     llama: &'m LlamaModel,
+    /// Identifies the model file for the prompt cache.
+    model_key: String,
     backend: &'static LlamaBackend,
     template: ChatTemplate,
     settings: EngineSettings,
@@ -208,6 +216,48 @@ impl<'m> Worker<'m> {
             last_used: self.clock,
         });
         Ok(self.slots.len() - 1)
+    }
+
+    /// The part of `prompt` worth keeping on disk, the system prompt with
+    /// the tools, and the file it is kept in: named by a hash of the model
+    /// file, the context size and the tokens, so any change of those is a
+    /// different file.
+    fn disk_prefix(
+        &self,
+        request: &GenerateRequest,
+        prompt: &[LlamaToken],
+    ) -> Option<(usize, std::path::PathBuf)> {
+        const MIN_PREFIX: usize = 64;
+        let dir = self.settings.prompt_cache.as_ref()?;
+        let system: Vec<_> = request
+            .messages
+            .iter()
+            .take_while(|m| m.role == Role::System)
+            .cloned()
+            .collect();
+        if system.is_empty() {
+            return None;
+        }
+        let pieces = self.template.render(&system, request.tools.as_ref()).ok()?;
+        let sys_tokens = self.tokenize(&pieces);
+        let len = sys_tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
+        if len < MIN_PREFIX || len >= prompt.len() {
+            return None;
+        }
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(self.model_key.as_bytes());
+        h.update(self.settings.context_tokens.to_le_bytes());
+        for t in &prompt[..len] {
+            h.update(t.0.to_le_bytes());
+        }
+        let digest = h.finalize();
+        let name: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        Some((len, dir.join(format!("{name}.kv"))))
     }
 
     /// A new conversation usually starts like another cached one (the same
@@ -374,6 +424,12 @@ impl<'m> Worker<'m> {
         if self.slots[i].cached.is_empty() {
             self.share_prefix(i, &prompt);
         }
+        let disk_prefix = self.disk_prefix(&request, &prompt);
+        if let Some((len, path)) = &disk_prefix
+            && self.slots[i].cached.len() < *len
+        {
+            load_prefix(&mut self.slots[i], path, &prompt[..*len]);
+        }
         let slot = &mut self.slots[i];
 
         // Prefix reuse: keep the cached tokens this prompt starts with.
@@ -399,7 +455,24 @@ impl<'m> Worker<'m> {
 
         let mut batch = LlamaBatch::new(batch_size.max(1), 1);
         let mut pos = reused;
-        for chunk in prompt[reused..].chunks(batch_size) {
+        // The prefix worth keeping on disk is evaluated (and saved) first.
+        let save_at = disk_prefix
+            .as_ref()
+            .map(|(len, _)| *len)
+            .filter(|len| (reused..prompt.len()).contains(len) && *len > reused);
+        let chunks = match save_at {
+            Some(at) => prompt[reused..at]
+                .chunks(batch_size)
+                .chain(prompt[at..].chunks(batch_size))
+                .collect::<Vec<_>>(),
+            None => prompt[reused..].chunks(batch_size).collect(),
+        };
+        for chunk in chunks {
+            if let (Some(at), Some((_, path))) = (save_at, &disk_prefix)
+                && pos == at
+            {
+                save_prefix(&slot.ctx, path, &prompt[..at]);
+            }
             if cancel.load(Ordering::SeqCst) {
                 return Ok(stats_cancelled(&prompt, reused, dropped, started));
             }
@@ -536,6 +609,54 @@ impl<'m> Worker<'m> {
             prompt_duration,
             gen_duration: t.elapsed(),
         })
+    }
+}
+
+/// Seeds an empty slot with a prefix's KV state saved by an earlier run, if
+/// there is one and it holds exactly `expected`.
+fn load_prefix(slot: &mut Slot<'_>, path: &std::path::Path, expected: &[LlamaToken]) {
+    if !path.exists() || !slot.cached.is_empty() {
+        return;
+    }
+    match slot.ctx.state_seq_load_file(path, 0, expected.len() + 1) {
+        Ok((tokens, _)) if tokens == expected => {
+            tracing::debug!(file = %path.display(), tokens = tokens.len(), "prompt prefix loaded from disk");
+            slot.cached = tokens;
+        }
+        _ => {
+            tracing::debug!(file = %path.display(), "unusable prompt cache file; removed");
+            slot.ctx.clear_kv_cache();
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Keeps at most this many prefix files; the oldest go first.
+const PROMPT_CACHE_FILES: usize = 8;
+
+fn save_prefix(ctx: &LlamaContext<'_>, path: &std::path::Path, tokens: &[LlamaToken]) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let partial = path.with_extension("partial");
+    let saved = ctx.state_seq_save_file(&partial, 0, tokens).is_ok()
+        && std::fs::rename(&partial, path).is_ok();
+    if !saved {
+        let _ = std::fs::remove_file(&partial);
+        return;
+    }
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "kv"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort();
+    while files.len() > PROMPT_CACHE_FILES {
+        let (_, oldest) = files.remove(0);
+        let _ = std::fs::remove_file(oldest);
     }
 }
 

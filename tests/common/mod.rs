@@ -42,6 +42,8 @@ pub fn hermit() -> Command {
     }
     cmd.env("HERMIT_MODELS", models_dir())
         .env("HERMIT_SAMPLING__TEMPERATURE", "0")
+        // Tests start from nothing; the prompt cache has its own test.
+        .env("HERMIT_INFERENCE__PROMPT_CACHE", "false")
         .env("RUST_BACKTRACE", "1");
     cmd
 }
