@@ -129,7 +129,8 @@ pub fn models_list(global: &Global, json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|(m, s)| {
                 serde_json::json!({
-                    "name": m.name, "role": m.role, "file": reg.path_of(m),
+                    "name": m.name, "role": m.role, "description": m.description,
+                    "license": m.license, "file": reg.path_of(m),
                     "size": m.size, "sha256": m.sha256, "status": status_word(s),
                     "default": m.name == config.inference.model, "source": m.source(),
                     "upstream": m.upstream,

@@ -439,7 +439,8 @@ pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
     Ok(hex(&hasher.finalize()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hexadecimal, as SHA-256 sums are written.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

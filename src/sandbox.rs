@@ -163,7 +163,7 @@ impl Sandbox {
             return Err(SandboxError::Setup("no command".into()));
         }
         let support = probe();
-        if let Some(missing) = support.missing_for(policy) {
+        if let Some(missing) = support.missing() {
             if !policy.allow_weaker {
                 return Err(SandboxError::Unavailable(missing));
             }
@@ -408,8 +408,8 @@ pub struct Support {
 }
 
 impl Support {
-    /// The first mechanism `policy` needs that is missing, in words.
-    pub fn missing_for(&self, _policy: &SandboxPolicy) -> Option<String> {
+    /// The first mechanism the sandbox needs that is missing, in words.
+    pub fn missing(&self) -> Option<String> {
         if self.landlock_abi < 1 {
             return Some("the kernel has no Landlock (file-system isolation)".into());
         }

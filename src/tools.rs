@@ -76,6 +76,16 @@ pub enum ToolError {
     Sandbox(#[from] crate::sandbox::SandboxError),
 }
 
+impl ToolError {
+    /// A tool that ran but could not do what was asked.
+    pub fn failed(tool: &str, message: impl std::fmt::Display) -> Self {
+        Self::Failed {
+            tool: tool.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
 /// Where tools act: the workspace, the trash, the sandbox they run in.
 #[derive(Debug, Clone)]
 pub struct ToolContext {

@@ -256,7 +256,7 @@ impl<'m> Worker<'m> {
             h.update(t.0.to_le_bytes());
         }
         let digest = h.finalize();
-        let name: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let name = crate::models::hex(&digest[..12]);
         Some((len, dir.join(format!("{name}.kv"))))
     }
 
@@ -474,7 +474,9 @@ impl<'m> Worker<'m> {
                 save_prefix(&slot.ctx, path, &prompt[..at]);
             }
             if cancel.load(Ordering::SeqCst) {
-                return Ok(stats_cancelled(&prompt, reused, dropped, started));
+                let mut stats = stats_cancelled(&prompt, reused, dropped, started);
+                stats.evaluated_tokens = pos - reused;
+                return Ok(stats);
             }
             batch.clear();
             for (k, tok) in chunk.iter().enumerate() {

@@ -127,32 +127,7 @@ impl ChatTemplate {
             },
         );
         env.add_function("strftime_now", |fmt: String| -> String {
-            // Only the formats chat templates use in practice.
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let days = now / 86_400;
-            let (y, m, d) = civil_from_days(days as i64);
-            const MONTHS: [&str; 12] = [
-                "January",
-                "February",
-                "March",
-                "April",
-                "May",
-                "June",
-                "July",
-                "August",
-                "September",
-                "October",
-                "November",
-                "December",
-            ];
-            fmt.replace("%d", &format!("{d:02}"))
-                .replace("%B", MONTHS[(m - 1) as usize])
-                .replace("%b", &MONTHS[(m - 1) as usize][..3])
-                .replace("%m", &format!("{m:02}"))
-                .replace("%Y", &y.to_string())
+            jiff::Zoned::now().strftime(&fmt).to_string()
         });
         env.add_template_owned("chat", source)
             .map_err(|e| TemplateError::Compile(e.to_string()))?;
@@ -241,20 +216,6 @@ fn split_pieces(
         pieces.push(PromptPiece::Template(rest.to_string()));
     }
     Ok(pieces)
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -365,8 +326,9 @@ mod tests {
     }
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
+    fn strftime_now_formats_the_current_date() {
+        let t = ChatTemplate::new(Some("{{ strftime_now('%Y') }}"), "", "").unwrap();
+        let year = jiff::Zoned::now().year().to_string();
+        assert_eq!(text(&t.render(&[], None).unwrap()), year);
     }
 }

@@ -58,10 +58,7 @@ fn refused(reason: impl Into<String>) -> ToolError {
 }
 
 fn failed(message: impl std::fmt::Display) -> ToolError {
-    ToolError::Failed {
-        tool: "fetch".into(),
-        message: message.to_string(),
-    }
+    ToolError::failed("fetch", message)
 }
 
 fn host_matches(host: &str, pattern: &str) -> bool {

@@ -49,10 +49,7 @@ impl Files {
 }
 
 fn failed(message: impl std::fmt::Display) -> ToolError {
-    ToolError::Failed {
-        tool: "files".into(),
-        message: message.to_string(),
-    }
+    ToolError::failed("files", message)
 }
 
 fn path_arg(description: &str) -> Value {
@@ -349,10 +346,15 @@ impl Workspace {
         };
         if r != 0 {
             let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EEXIST) {
-                return Err(failed(format!("{to} already exists")));
-            }
-            return Err(errno_message(from, err));
+            // Both ends were resolved beneath their directories already, so
+            // EXDEV here means two file systems, not an escape.
+            return Err(match err.raw_os_error() {
+                Some(libc::EEXIST) => failed(format!("{to} already exists")),
+                Some(libc::EXDEV) => failed(format!(
+                    "{from} and {to} are on different file systems; nothing was moved"
+                )),
+                _ => errno_message(from, err),
+            });
         }
         Ok(())
     }
@@ -389,14 +391,7 @@ impl Trash {
         let trash_ws = Workspace::open(&slot)?;
         if let Err(e) = ws.rename(path, &trash_ws, "item") {
             let _ = std::fs::remove_dir_all(&slot);
-            return Err(match e {
-                ToolError::Failed { message, .. } if message.contains("Invalid cross-device") => {
-                    failed(
-                        "the trash is on another file system than the workspace; nothing was deleted",
-                    )
-                }
-                e => e,
-            });
+            return Err(e);
         }
         let entry = TrashEntry {
             id: id.clone(),

@@ -8,10 +8,7 @@ use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str}
 pub struct Notes;
 
 fn failed(message: impl std::fmt::Display) -> ToolError {
-    ToolError::Failed {
-        tool: "notes".into(),
-        message: message.to_string(),
-    }
+    ToolError::failed("notes", message)
 }
 
 impl Tool for Notes {

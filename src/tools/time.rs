@@ -31,10 +31,7 @@ impl Tool for Time {
     }
 
     fn run(&self, ctx: &ToolContext, _: &Value) -> Result<ToolOutput, ToolError> {
-        let tz = owner_timezone(&ctx.timezone).map_err(|message| ToolError::Failed {
-            tool: "time".into(),
-            message,
-        })?;
+        let tz = owner_timezone(&ctx.timezone).map_err(|m| ToolError::failed("time", m))?;
         let now = jiff::Timestamp::now().to_zoned(tz);
         Ok(ToolOutput {
             ok: true,
