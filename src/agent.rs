@@ -126,7 +126,8 @@ struct ToolOffer {
 }
 
 /// What a turn reports while it runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
 pub enum TurnEvent {
     /// A piece of the reply to show.
     Token(String),
@@ -141,7 +142,7 @@ pub enum TurnEvent {
 }
 
 /// How a turn ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TurnOutcome {
     pub reply: String,
     pub tool_calls: usize,

@@ -55,6 +55,66 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// Logging for `hermit up`: what the daemon does, at `info`, readable or
+/// as JSON lines; `HERMIT_LOG` overrides the filter.
+pub fn init_daemon_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERMIT_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,llama-cpp-2=error,matrix_sdk=warn,matrix_sdk_crypto=warn,matrix_sdk_base=warn,matrix_sdk_sqlite=warn",
+        )
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// `hermit status`: asks the running daemon.
+pub fn status(global: &Global, json: bool) -> anyhow::Result<bool> {
+    let config = global.load_config()?;
+    let rt = runtime()?;
+    let data = config.data_dir();
+    let Some(mut client) = rt.block_on(crate::control::connect(&data)) else {
+        if json {
+            println!("{}", serde_json::json!({"running": false}));
+        } else {
+            println!(
+                "Hermit is not running (no daemon answers at {}). Start it with `hermit up`.",
+                data.join(crate::control::SOCKET).display()
+            );
+        }
+        return Ok(false);
+    };
+    let s = rt.block_on(client.status())?;
+    if json {
+        let mut v = serde_json::to_value(&s)?;
+        v["running"] = true.into();
+        println!("{v}");
+    } else {
+        let up = s.uptime_seconds;
+        println!("Hermit is running.");
+        println!("  model:      {} ({} threads)", s.model, s.threads);
+        println!(
+            "  up:         {}h {:02}m {:02}s",
+            up / 3600,
+            up / 60 % 60,
+            up % 60
+        );
+        println!("  queue:      {} waiting", s.queue);
+        println!("  homeserver: {}", s.homeserver);
+        println!(
+            "  bot:        {} (device {})",
+            s.bot,
+            s.device.as_deref().unwrap_or("?")
+        );
+    }
+    Ok(true)
+}
+
 /// Prints an error for a person and picks the exit code.
 pub fn report(err: &anyhow::Error) -> ExitCode {
     eprintln!("error: {err:#}");
@@ -104,6 +164,17 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 pub fn chat(global: &Global, system: Option<String>) -> anyhow::Result<()> {
     let config = global.load_config()?;
+    // A running daemon answers through its control socket, unless this
+    // chat asks for something of its own (another model or system prompt).
+    if global.model.is_none() && system.is_none() {
+        let rt = runtime()?;
+        let data = config.data_dir();
+        if let Some(client) = rt.block_on(crate::control::connect(&data)) {
+            return rt.block_on(crate::channels::terminal::run(
+                crate::channels::terminal::Backend::Remote(client),
+            ));
+        }
+    }
     let engine = start_engine(&config)?;
     let system = system.unwrap_or(config.agent.system_prompt.clone());
     let toolbox = if config.agent.tools {
@@ -117,7 +188,12 @@ pub fn chat(global: &Global, system: Option<String>) -> anyhow::Result<()> {
         config.agent.max_tool_steps,
         std::time::Duration::from_secs(config.agent.turn_timeout_seconds),
     )?;
-    runtime()?.block_on(crate::channels::terminal::run(agent, system))
+    runtime()?.block_on(crate::channels::terminal::run(
+        crate::channels::terminal::Backend::Local {
+            agent,
+            system_prompt: system,
+        },
+    ))
 }
 
 pub fn models_list(global: &Global, json: bool) -> anyhow::Result<()> {
@@ -408,11 +484,79 @@ pub fn doctor(global: &Global, json: bool) -> anyhow::Result<bool> {
         ),
         Err(e) => check("sandbox: probe", false, e.to_string()),
     });
+    let h = &config.homeserver;
+    let loopback = h
+        .bind
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|a| a.is_loopback());
     checks.push(Check {
         check: "listeners",
-        verdict: "ok",
-        detail: "none: this version listens on no network address".into(),
+        verdict: if loopback { "ok" } else { "warn" },
+        detail: format!(
+            "Synapse {} on {}:{}{}; control socket {} (0600)",
+            if h.managed {
+                "(managed)"
+            } else {
+                "(not managed here)"
+            },
+            h.bind,
+            h.port,
+            if loopback {
+                ", loopback only".to_string()
+            } else {
+                ", ON THE NETWORK, with TLS".to_string()
+            },
+            config.data_dir().join(crate::control::SOCKET).display()
+        ),
     });
+    if h.managed {
+        checks.push(match crate::homeserver::synapse_python(&config) {
+            Ok(p) => check(
+                "homeserver",
+                true,
+                format!("Synapse installed ({})", p.display()),
+            ),
+            Err(e) => check("homeserver", false, e.to_string()),
+        });
+    }
+    let secrets_dir = config.data_dir().join("secrets");
+    checks.push(if !secrets_dir.exists() {
+        Check {
+            check: "secrets",
+            verdict: "warn",
+            detail: "none yet: run `hermit init` (or `hermit up`) to create the accounts".into(),
+        }
+    } else {
+        match crate::secrets::Secrets::open(&config.data_dir()).and_then(|s| {
+            for name in [
+                crate::secrets::names::BOT_PASSWORD,
+                crate::secrets::names::STORE_PASSPHRASE,
+            ] {
+                s.get(name)?;
+            }
+            Ok(s)
+        }) {
+            Ok(s) => check(
+                "secrets",
+                true,
+                format!("{} (0700, files 0600)", s.dir().display()),
+            ),
+            Err(e) => check("secrets", false, e.to_string()),
+        }
+    });
+    checks.push(check(
+        "owner",
+        true,
+        format!(
+            "{}; members: {}",
+            config.owner_id(),
+            if config.matrix.members.is_empty() {
+                "none".to_string()
+            } else {
+                config.matrix.members.join(", ")
+            }
+        ),
+    ));
     checks.push(Check {
         check: "network for tools",
         verdict: if config.sandbox.network || config.fetch.enabled {
@@ -647,4 +791,194 @@ fn probe_sandbox(ctx: &crate::tools::ToolContext) -> anyhow::Result<()> {
         "a sandboxed process opened a TCP socket"
     );
     Ok(())
+}
+
+/// Prints how to connect, after accounts were created.
+fn print_connect(
+    config: &Config,
+    secrets: &crate::secrets::Secrets,
+    accounts: &crate::homeserver::Accounts,
+) {
+    let url = config.homeserver.client_url();
+    println!("Hermit's Matrix accounts are ready.");
+    println!();
+    println!("  Homeserver:  {url}");
+    println!("  Bot:         {}", accounts.bot_id);
+    if accounts.owner_local {
+        println!("  You:         {}", accounts.owner_id);
+        println!(
+            "  Password:    in {} (readable only by this user; change it from your client after logging in)",
+            secrets
+                .path(crate::secrets::names::OWNER_PASSWORD)
+                .display()
+        );
+    } else {
+        println!("  You:         {} (your own account)", accounts.owner_id);
+    }
+    println!();
+    println!(
+        "Log in with Element (or any Matrix client) on {url}, start a direct chat with {} and turn on encryption.",
+        accounts.bot_id
+    );
+}
+
+/// `hermit init`: the homeserver's configuration, secrets and accounts.
+pub fn init(global: &Global) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    ensure_data_dir(&config)?;
+    let secrets = crate::secrets::Secrets::open(&config.data_dir())?;
+    let url = config.homeserver.client_url();
+    let mut started = None;
+    if config.homeserver.managed {
+        let layout = crate::homeserver::write_config(&config, &secrets)?;
+        if !crate::homeserver::answers(&url) {
+            eprintln!("starting Synapse to create the accounts…");
+            started = Some(crate::homeserver::Supervisor::start(&config, &layout)?);
+        }
+    } else if !crate::homeserver::answers(&url) {
+        anyhow::bail!("no homeserver answers at {url} (homeserver.url)");
+    }
+    let accounts = crate::homeserver::ensure_accounts(&config, &secrets);
+    drop(started);
+    let accounts = accounts?;
+    if accounts.created.is_empty() {
+        println!(
+            "Already set up: {} on {url}; the owner is {}. Nothing changed.",
+            accounts.bot_id, accounts.owner_id
+        );
+    } else {
+        print_connect(&config, &secrets, &accounts);
+    }
+    Ok(())
+}
+
+/// `hermit up`: the homeserver (when managed), the Matrix bot and the
+/// control socket, until Ctrl-C or SIGTERM.
+pub fn up(global: &Global) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let data = ensure_data_dir(&config)?;
+    let secrets = crate::secrets::Secrets::open(&data)?;
+    let url = config.homeserver.client_url();
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let mut supervisor = None;
+        if config.homeserver.managed {
+            let layout = crate::homeserver::write_config(&config, &secrets)?;
+            tracing::info!(%url, "starting Synapse");
+            let c = config.clone();
+            supervisor = Some(
+                tokio::task::spawn_blocking(move || crate::homeserver::Supervisor::start(&c, &layout))
+                    .await??,
+            );
+            tracing::info!(%url, "Synapse is up");
+        }
+        let (c, s) = (config.clone(), secrets.clone());
+        let accounts =
+            tokio::task::spawn_blocking(move || crate::homeserver::ensure_accounts(&c, &s)).await?;
+        let accounts = match accounts {
+            Ok(a) => a,
+            // With a homeserver Hermit does not run, the accounts may have
+            // been made by hand: go on if the bot has a password.
+            Err(e) if !config.homeserver.managed && secrets.get(crate::secrets::names::BOT_PASSWORD)?.is_some() => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot create accounts; using the existing bot password");
+                crate::homeserver::Accounts {
+                    bot_id: config.bot_id(),
+                    owner_id: config.owner_id(),
+                    owner_local: false,
+                    created: Vec::new(),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        if !accounts.created.is_empty() {
+            print_connect(&config, &secrets, &accounts);
+        }
+        let c = config.clone();
+        let engine = tokio::task::spawn_blocking(move || start_engine(&c)).await??;
+        let toolbox = if config.agent.tools {
+            Some(toolbox(&config)?)
+        } else {
+            None
+        };
+        let agent = std::sync::Arc::new(crate::agent::Agent::new(
+            engine,
+            toolbox,
+            config.agent.max_tool_steps,
+            std::time::Duration::from_secs(config.agent.turn_timeout_seconds),
+        )?);
+        let settings = crate::channels::matrix::BotSettings::from_config(&config);
+        let bot = crate::channels::matrix::Bot::connect(settings, &secrets, agent.clone()).await?;
+        let control = crate::control::Server::bind(&data, agent.clone(), bot.clone(), url.clone())?;
+        tracing::info!(
+            bot = %accounts.bot_id,
+            owner = %accounts.owner_id,
+            device = ?bot.device_id(),
+            socket = %control.path().display(),
+            "Hermit is up"
+        );
+        let control_task = tokio::spawn(control.serve());
+        let mut failed = supervisor.as_ref().map(|s: &crate::homeserver::Supervisor| s.failed.clone());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let result = tokio::select! {
+            r = bot.clone().run() => r,
+            _ = tokio::signal::ctrl_c() => { tracing::info!("stopping (Ctrl-C)"); Ok(()) }
+            _ = term.recv() => { tracing::info!("stopping (SIGTERM)"); Ok(()) }
+            msg = async {
+                match failed.as_mut() {
+                    Some(rx) => { let _ = rx.wait_for(|m| m.is_some()).await; rx.borrow().clone() }
+                    None => std::future::pending().await,
+                }
+            } => Err(anyhow::anyhow!(msg.unwrap_or_default())),
+        };
+        control_task.abort();
+        let _ = std::fs::remove_file(data.join(crate::control::SOCKET));
+        if let Some(mut s) = supervisor {
+            tokio::task::spawn_blocking(move || s.stop()).await?;
+        }
+        result
+    })
+}
+
+/// `hermit bench matrix`: against the running daemon, as its owner.
+pub fn bench_matrix(global: &Global, json: bool, runs: usize) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let data = config.data_dir();
+    let secrets = crate::secrets::Secrets::open(&data)?;
+    let password = secrets
+        .get(crate::secrets::names::OWNER_PASSWORD)?
+        .context("no owner password in the secrets directory (the owner must be an account Hermit created)")?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        anyhow::ensure!(
+            crate::control::connect(&data).await.is_some(),
+            "no running Hermit answers at {} (start `hermit up` first; scripts/bench-matrix does it all)",
+            data.join(crate::control::SOCKET).display()
+        );
+        let owner = config.owner_id();
+        let r = crate::bench::matrix(
+            &config.homeserver.client_url(),
+            &owner,
+            password.expose(),
+            &config.bot_id(),
+            &data.join("hermit.db"),
+            runs.max(1),
+            |m| eprintln!("{m}"),
+        )
+        .await?;
+        if json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!("{} runs, medians (ms):", r.runs.len());
+            println!("                      matrix path    model    added");
+            println!(
+                "  first part / TTFT   {:>11.0} {:>8.0} {:>8.0}",
+                r.first_edit_median_ms, r.model_ttft_median_ms, r.added_first_median_ms
+            );
+            println!(
+                "  final edit / total  {:>11.0} {:>8.0} {:>8.0}",
+                r.final_edit_median_ms, r.model_total_median_ms, r.added_final_median_ms
+            );
+        }
+        Ok(())
+    })
 }

@@ -210,3 +210,217 @@ fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
+
+/// One owner message through the Matrix path, and what the model took for it.
+#[derive(Debug, Serialize)]
+pub struct MatrixRun {
+    /// From sending the message to the first part of the reply arriving at
+    /// the owner's client.
+    pub first_edit_ms: f64,
+    /// From sending the message to the final edit arriving.
+    pub final_edit_ms: f64,
+    /// The model's own time to first token and whole time, for this reply.
+    pub model_ttft_ms: f64,
+    pub model_total_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MatrixBench {
+    pub runs: Vec<MatrixRun>,
+    pub first_edit_median_ms: f64,
+    pub model_ttft_median_ms: f64,
+    /// Median of (first edit - model TTFT) over the runs.
+    pub added_first_median_ms: f64,
+    pub final_edit_median_ms: f64,
+    pub model_total_median_ms: f64,
+    /// Median of (final edit - model total) over the runs.
+    pub added_final_median_ms: f64,
+}
+
+const MATRIX_PROMPTS: &[&str] = &[
+    "What is the capital of Italy?",
+    "Name three primary colours.",
+    "How many days are in a leap year?",
+    "What does CPU stand for?",
+    "Give me a synonym for happy.",
+    "What is the boiling point of water in Celsius?",
+    "Which planet is closest to the sun?",
+    "What is 12 times 12?",
+];
+
+/// Measures the Matrix path against a running `hermit up`: logs in as the
+/// owner (a new device, in memory), opens an encrypted direct chat with the
+/// bot, and sends `runs` questions one after the other (after one warm-up),
+/// timing the first part and the final edit of each reply as the owner's
+/// client receives them. The model's own figures for the same replies come
+/// from the daemon's journal in `hermit.db`.
+pub async fn matrix(
+    url: &str,
+    owner: &str,
+    password: &str,
+    bot: &str,
+    db_path: &std::path::Path,
+    runs: usize,
+    progress: impl Fn(&str),
+) -> anyhow::Result<MatrixBench> {
+    use matrix_sdk::config::SyncSettings;
+    use matrix_sdk::ruma::events::room::message::{
+        MessageType, OriginalSyncRoomMessageEvent, Relation, RoomMessageEventContent,
+    };
+    use matrix_sdk::ruma::{OwnedEventId, OwnedUserId};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    type Seen = (
+        OwnedEventId,
+        Option<OwnedEventId>,
+        Option<(OwnedEventId, String)>,
+        String,
+        Instant,
+    );
+    let client = matrix_sdk::Client::builder()
+        .homeserver_url(url)
+        .build()
+        .await?;
+    client
+        .matrix_auth()
+        .login_username(owner, password)
+        .initial_device_display_name("hermit bench matrix")
+        .send()
+        .await?;
+    let bot: OwnedUserId = bot.try_into()?;
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let log = seen.clone();
+    let bot2 = bot.clone();
+    client.add_event_handler(move |ev: OriginalSyncRoomMessageEvent| {
+        let (log, bot) = (log.clone(), bot2.clone());
+        async move {
+            if ev.sender != bot {
+                return;
+            }
+            let at = Instant::now();
+            let body = match &ev.content.msgtype {
+                MessageType::Text(t) => t.body.clone(),
+                _ => String::new(),
+            };
+            let (reply_to, replaces) = match &ev.content.relates_to {
+                Some(Relation::Reply(r)) => (Some(r.in_reply_to.event_id.clone()), None),
+                Some(Relation::Replacement(r)) => {
+                    let new = match &r.new_content.msgtype {
+                        MessageType::Text(t) => t.body.clone(),
+                        _ => String::new(),
+                    };
+                    (None, Some((r.event_id.clone(), new)))
+                }
+                _ => (None, None),
+            };
+            log.lock()
+                .unwrap()
+                .push((ev.event_id, reply_to, replaces, body, at));
+        }
+    });
+    client.sync_once(SyncSettings::default()).await?;
+    let c = client.clone();
+    let syncing = tokio::spawn(async move {
+        let _ = c
+            .sync(SyncSettings::default().timeout(Duration::from_secs(10)))
+            .await;
+    });
+    progress("opening an encrypted direct chat with the bot");
+    let room = client.create_dm(&bot).await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(Some(m)) = room.get_member(&bot).await
+            && *m.membership() == matrix_sdk::ruma::events::room::member::MembershipState::Join
+        {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the bot did not join the chat");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let db = rusqlite::Connection::open(db_path)?;
+    let mut results = Vec::new();
+    for i in 0..=runs {
+        let prompt = MATRIX_PROMPTS[i % MATRIX_PROMPTS.len()];
+        let sent_at = Instant::now();
+        let question = room
+            .send(RoomMessageEventContent::text_plain(prompt))
+            .await?
+            .response
+            .event_id;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        // The reply as the journal recorded it, once answered.
+        let (reply, ttft, total) = loop {
+            let row: Option<(String, Option<String>, Option<f64>, Option<f64>)> = db
+                .query_row(
+                    "SELECT status, reply, model_ttft_ms, model_total_ms FROM matrix_events WHERE event_id = ?1",
+                    [question.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .ok();
+            if let Some((status, reply, ttft, total)) = row {
+                anyhow::ensure!(status != "failed", "the bot failed to answer");
+                if status == "answered" {
+                    break (
+                        reply.unwrap_or_default(),
+                        ttft.unwrap_or(0.0),
+                        total.unwrap_or(0.0),
+                    );
+                }
+            }
+            anyhow::ensure!(Instant::now() < deadline, "no answer within 300 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let (first, last) = loop {
+            let found = {
+                let seen = seen.lock().unwrap();
+                seen.iter()
+                    .find(|s| s.1.as_ref() == Some(&question))
+                    .and_then(|first| {
+                        let last = seen
+                            .iter()
+                            .filter(|s| s.2.as_ref().is_some_and(|(o, _)| o == &first.0))
+                            .map(|s| (s.2.as_ref().unwrap().1.clone(), s.4))
+                            .chain(std::iter::once((first.3.clone(), first.4)))
+                            .find(|(body, _)| body.trim() == reply.trim());
+                        last.map(|(_, at)| (first.4, at))
+                    })
+            };
+            if let Some(f) = found {
+                break f;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the final edit did not arrive");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let ms = |t: Instant| t.saturating_duration_since(sent_at).as_secs_f64() * 1000.0;
+        if i == 0 {
+            progress("warm-up done");
+            continue;
+        }
+        let run = MatrixRun {
+            first_edit_ms: ms(first),
+            final_edit_ms: ms(last),
+            model_ttft_ms: ttft,
+            model_total_ms: total,
+        };
+        progress(&format!(
+            "run {i}/{runs}: first part {:.0} ms (model TTFT {:.0} ms), final {:.0} ms (model {:.0} ms)",
+            run.first_edit_ms, run.model_ttft_ms, run.final_edit_ms, run.model_total_ms
+        ));
+        results.push(run);
+    }
+    syncing.abort();
+    let med = |f: &dyn Fn(&MatrixRun) -> f64| {
+        let mut v: Vec<f64> = results.iter().map(f).collect();
+        median(&mut v)
+    };
+    Ok(MatrixBench {
+        first_edit_median_ms: med(&|r| r.first_edit_ms),
+        model_ttft_median_ms: med(&|r| r.model_ttft_ms),
+        added_first_median_ms: med(&|r| r.first_edit_ms - r.model_ttft_ms),
+        final_edit_median_ms: med(&|r| r.final_edit_ms),
+        model_total_median_ms: med(&|r| r.model_total_ms),
+        added_final_median_ms: med(&|r| r.final_edit_ms - r.model_total_ms),
+        runs: results,
+    })
+}

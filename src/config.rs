@@ -39,6 +39,118 @@ pub struct Config {
     pub paths: PathsConfig,
     pub sandbox: SandboxConfig,
     pub fetch: crate::tools::fetch::FetchConfig,
+    pub homeserver: HomeserverConfig,
+    pub matrix: MatrixConfig,
+}
+
+/// The Matrix homeserver: Synapse on the box, run by Hermit (`managed`) or
+/// by someone else (the appliance's systemd unit, or the user's own server).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HomeserverConfig {
+    /// `hermit up` starts, supervises and stops Synapse itself.
+    pub managed: bool,
+    /// The Matrix server name: the part after `:` in user IDs. Cannot change
+    /// once accounts exist.
+    pub server_name: String,
+    /// Address Synapse listens on. Loopback by default; any other address
+    /// needs `tls_certificate` and `tls_private_key`.
+    pub bind: String,
+    pub port: u16,
+    /// PEM files for TLS, required when `bind` is not a loopback address.
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_private_key: Option<PathBuf>,
+    /// The URL clients use to reach the homeserver (printed by `hermit init`).
+    /// Default: derived from `bind` and `port`. With `managed = false`, the
+    /// homeserver the bot connects to.
+    pub url: String,
+    /// Synapse's virtual environment (made by scripts/setup). Default:
+    /// `$HERMIT_SYNAPSE`, else `~/.cache/hermit/synapse`.
+    pub synapse_venv: Option<PathBuf>,
+    /// Largest upload (voice notes, files), in megabytes.
+    pub max_upload_mb: u32,
+    /// Restarts after a crash before `hermit up` gives up.
+    pub max_restarts: u32,
+    /// Seconds to wait for Synapse to answer after starting it.
+    pub start_timeout_seconds: u64,
+}
+
+impl Default for HomeserverConfig {
+    fn default() -> Self {
+        Self {
+            managed: true,
+            server_name: "hermit.local".into(),
+            bind: "127.0.0.1".into(),
+            port: 8008,
+            tls_certificate: None,
+            tls_private_key: None,
+            url: String::new(),
+            synapse_venv: None,
+            max_upload_mb: 50,
+            max_restarts: 5,
+            start_timeout_seconds: 120,
+        }
+    }
+}
+
+impl HomeserverConfig {
+    /// The client-server URL in force.
+    pub fn client_url(&self) -> String {
+        if !self.url.is_empty() {
+            return self.url.trim_end_matches('/').to_string();
+        }
+        let tls = self.tls_certificate.is_some();
+        let host = if self.bind.contains(':') {
+            format!("[{}]", self.bind)
+        } else {
+            self.bind.clone()
+        };
+        format!(
+            "{}://{host}:{}",
+            if tls { "https" } else { "http" },
+            self.port
+        )
+    }
+
+    pub fn venv(&self) -> PathBuf {
+        match (&self.synapse_venv, std::env::var_os("HERMIT_SYNAPSE")) {
+            (Some(p), _) => expand_home(p),
+            (None, Some(d)) if !d.is_empty() => expand_home(Path::new(&d)),
+            _ => home().join(".cache/hermit/synapse"),
+        }
+    }
+}
+
+/// The Matrix bot and who may talk to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatrixConfig {
+    /// The bot's user name (localpart), created by `hermit init`.
+    pub bot: String,
+    /// The owner: a localpart on this homeserver (created by `hermit init`)
+    /// or a full Matrix ID (`@alice:example.org`, not created).
+    pub owner: String,
+    /// Other Matrix IDs whose invites the bot accepts and whom it answers.
+    pub members: Vec<String>,
+    /// Longest message handled, in bytes; longer ones get a short refusal.
+    pub max_message_bytes: usize,
+    /// Shortest time between two edits of a streamed reply, in milliseconds.
+    pub edit_interval_ms: u64,
+    /// Most edits of one reply before the final one.
+    pub max_edits: u32,
+}
+
+impl Default for MatrixConfig {
+    fn default() -> Self {
+        Self {
+            bot: "hermit".into(),
+            owner: "owner".into(),
+            members: Vec::new(),
+            max_message_bytes: 16 * 1024,
+            edit_interval_ms: 1000,
+            max_edits: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -259,6 +371,7 @@ impl Config {
         }
         crate::tools::time::owner_timezone(&self.agent.timezone)
             .map_err(|e| format!("agent.timezone: {e}"))?;
+        self.check_matrix()?;
         let s = &self.sampling;
         if !(0.0..=5.0).contains(&s.temperature) {
             return Err(format!(
@@ -273,6 +386,75 @@ impl Config {
             return Err("sampling.repeat_penalty must be positive (1 disables it)".into());
         }
         Ok(())
+    }
+
+    fn check_matrix(&self) -> Result<(), String> {
+        let h = &self.homeserver;
+        let local = |l: &str| {
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._=-/".contains(c))
+        };
+        if h.server_name.is_empty() || h.server_name.contains(['/', ' ', '@']) {
+            return Err(format!(
+                "homeserver.server_name = {:?} is not a server name (e.g. \"hermit.local\")",
+                h.server_name
+            ));
+        }
+        let loopback = h
+            .bind
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| format!("homeserver.bind = {:?} is not an IP address", h.bind))?
+            .is_loopback();
+        if !loopback && (h.tls_certificate.is_none() || h.tls_private_key.is_none()) {
+            return Err(format!(
+                "homeserver.bind = {:?} is not loopback: listening on the network needs TLS \
+                 (set homeserver.tls_certificate and homeserver.tls_private_key)",
+                h.bind
+            ));
+        }
+        if !h.managed && h.url.is_empty() {
+            return Err(
+                "homeserver.managed = false needs homeserver.url (the homeserver to connect to)"
+                    .into(),
+            );
+        }
+        let m = &self.matrix;
+        if !local(&m.bot) {
+            return Err(format!(
+                "matrix.bot = {:?}: a user name of lowercase letters, digits and ._=-/",
+                m.bot
+            ));
+        }
+        if !(local(&m.owner) || is_user_id(&m.owner)) {
+            return Err(format!(
+                "matrix.owner = {:?}: a user name on this homeserver or a full Matrix ID (@name:server)",
+                m.owner
+            ));
+        }
+        if let Some(bad) = m.members.iter().find(|id| !is_user_id(id)) {
+            return Err(format!(
+                "matrix.members: {bad:?} is not a full Matrix ID (@name:server)"
+            ));
+        }
+        if m.max_edits == 0 {
+            return Err("matrix.max_edits must be at least 1 (default 30)".into());
+        }
+        Ok(())
+    }
+
+    /// The bot's Matrix ID.
+    pub fn bot_id(&self) -> String {
+        format!("@{}:{}", self.matrix.bot, self.homeserver.server_name)
+    }
+
+    /// The owner's Matrix ID.
+    pub fn owner_id(&self) -> String {
+        if is_user_id(&self.matrix.owner) {
+            self.matrix.owner.clone()
+        } else {
+            format!("@{}:{}", self.matrix.owner, self.homeserver.server_name)
+        }
     }
 
     /// The data directory in force.
@@ -301,6 +483,12 @@ impl Config {
             .map(|p| expand_home(&p))
             .unwrap_or_else(default_models_dir)
     }
+}
+
+fn is_user_id(s: &str) -> bool {
+    s.strip_prefix('@')
+        .and_then(|r| r.split_once(':'))
+        .is_some_and(|(l, server)| !l.is_empty() && !server.is_empty() && !l.contains(' '))
 }
 
 /// `$HERMIT_MODELS`, else `~/.cache/hermit/models` (the same rule as scripts/setup).

@@ -1,5 +1,5 @@
 //! `hermit.db`: the SQLite database, source of truth for what Hermit keeps
-//! (today the owner's notes; conversations, memories, reminders and the
+//! (the owner's notes, the Matrix channel's journal; conversations, memories, reminders and the
 //! audit chain as they are built).
 //!
 //! WAL mode, foreign keys on. The schema is a list of migrations applied in
@@ -22,6 +22,36 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
     );",
+    // 2: the Matrix channel's journal. Every incoming event is recorded
+    // before it is answered and marked when its answer is sent; the sync
+    // token advances only after the events of a sync are recorded.
+    "CREATE TABLE matrix_sync (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        token TEXT NOT NULL
+    );
+    CREATE TABLE matrix_rooms (
+        room_id TEXT PRIMARY KEY,
+        epoch INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE matrix_events (
+        event_id TEXT PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        body TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        origin_ts INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        reply_event_id TEXT,
+        reply TEXT,
+        answered_at INTEGER,
+        first_edit_ms INTEGER,
+        final_edit_ms INTEGER,
+        model_ttft_ms REAL,
+        model_total_ms REAL
+    );
+    CREATE INDEX matrix_events_room ON matrix_events(room_id, epoch, origin_ts);
+    CREATE INDEX matrix_events_pending ON matrix_events(status) WHERE status = 'pending';",
 ];
 
 #[derive(Debug, thiserror::Error)]

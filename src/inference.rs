@@ -231,7 +231,7 @@ pub struct GenerateRequest {
     pub options: GenerateOptions,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FinishReason {
     /// The model ended its turn.
     Stop,
@@ -242,7 +242,7 @@ pub enum FinishReason {
 }
 
 /// Figures about one generation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct GenerationStats {
     /// Tokens of the whole prompt.
     pub prompt_tokens: usize,

@@ -13,20 +13,29 @@
 //!   KV caches with prefix reuse.
 //! - [`db`]: `hermit.db` (SQLite): the source of truth, with migrations.
 //! - [`agent`]: the agent loop: a conversation's history turned into replies.
-//! - [`channels`]: where messages come from; today the terminal (`hermit chat`).
+//! - [`channels`]: where messages come from: the terminal (`hermit chat`) and
+//!   Matrix (`hermit up`).
+//! - [`homeserver`]: Synapse, configured, started and supervised; accounts.
+//! - [`control`]: the daemon's control socket, used by the other commands.
+//! - [`secrets`]: generated secrets, 0600 in the data directory.
 //! - [`tools`]: what Hermit can do (shell, files, time), all through one
 //!   decision point.
 //! - [`sandbox`]: the kernel-enforced confinement of every tool process.
 //! - [`bench`]: `hermit bench llm`, `hermit bench sandbox`.
 //! - [`app`]: the commands behind the command line.
 
+#![recursion_limit = "256"]
+
 pub mod agent;
 pub mod app;
 pub mod bench;
 pub mod channels;
 pub mod config;
+pub mod control;
 pub mod db;
+pub mod homeserver;
 pub mod inference;
 pub mod models;
 pub mod sandbox;
+pub mod secrets;
 pub mod tools;

@@ -27,6 +27,22 @@ enum Command {
         #[arg(long, value_name = "TEXT")]
         system: Option<String>,
     },
+    /// Create the homeserver's configuration, the secrets and the Matrix
+    /// accounts (the bot's and the owner's); print how to connect. Running
+    /// it again changes nothing. `hermit up` does this on its first run.
+    Init,
+    /// Run Hermit: the homeserver (when managed), the Matrix bot and the
+    /// control socket, until Ctrl-C or SIGTERM.
+    Up {
+        /// `text` (readable) or `json` (one object per line), on stderr.
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
+    },
+    /// Ask the running daemon (`hermit up`) how it is.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// List, fetch and verify models.
     Models {
         #[command(subcommand)]
@@ -120,6 +136,14 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         reps: u32,
     },
+    /// Time from the owner's message to the streamed reply over Matrix,
+    /// next to the model's own time, against the running `hermit up`.
+    Matrix {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
     /// Start-up cost of a sandboxed `true` against a plain fork+exec.
     Sandbox {
         #[arg(long)]
@@ -151,7 +175,10 @@ fn main() -> ExitCode {
     if let Command::SandboxExec { policy, argv } = &cli.command {
         hermit::sandbox::launcher::main(policy, argv);
     }
-    app::init_logging();
+    match &cli.command {
+        Command::Up { log_format } => app::init_daemon_logging(log_format == "json"),
+        _ => app::init_logging(),
+    }
     let mut global = Global {
         config: cli.config,
         model: None,
@@ -161,6 +188,9 @@ fn main() -> ExitCode {
             global.model = model;
             app::chat(&global, system).map(|()| true)
         }
+        Command::Init => app::init(&global).map(|()| true),
+        Command::Up { .. } => app::up(&global).map(|()| true),
+        Command::Status { json } => app::status(&global, json),
         Command::Models { command } => match command {
             ModelsCommand::List { json } => app::models_list(&global, json).map(|()| true),
             ModelsCommand::Pull { name, from } => {
@@ -174,6 +204,9 @@ fn main() -> ExitCode {
             global.model = model;
             app::bench_llm(&global, json, reps).map(|()| true)
         }
+        Command::Bench {
+            command: BenchCommand::Matrix { json, runs },
+        } => app::bench_matrix(&global, json, runs).map(|()| true),
         Command::Bench {
             command: BenchCommand::Sandbox { json, runs },
         } => app::bench_sandbox(&global, json, runs).map(|()| true),

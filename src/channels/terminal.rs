@@ -5,6 +5,10 @@
 //! the program), Ctrl-D quits. When stdin is not a terminal it is
 //! scriptable: one user message per line, each complete reply printed
 //! followed by an empty line.
+//!
+//! When `hermit up` runs, the chat goes through its control socket (the
+//! daemon's model and tools; see [`crate::control`]); otherwise the agent
+//! runs in this process.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -12,11 +16,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::agent::{Agent, Conversation, TurnEvent};
+use crate::agent::{Agent, Conversation, TurnEvent, TurnOutcome};
 
-pub async fn run(agent: Agent, system_prompt: String) -> anyhow::Result<()> {
+/// Where the turns run.
+pub enum Backend {
+    /// The agent in this process.
+    Local { agent: Agent, system_prompt: String },
+    /// A running daemon, through its control socket.
+    Remote(crate::control::Client),
+}
+
+pub async fn run(mut backend: Backend) -> anyhow::Result<()> {
     let interactive = std::io::stdin().is_terminal();
-    let mut conversation = Conversation::new(system_prompt.clone());
+    let mut conversation = match &backend {
+        Backend::Local { system_prompt, .. } => Some(Conversation::new(system_prompt.clone())),
+        Backend::Remote(_) => None,
+    };
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     // Ctrl-C arrives here for as long as the chat runs, instead of killing it.
     let (interrupts_tx, mut interrupts) = tokio::sync::mpsc::unbounded_channel();
@@ -28,10 +43,18 @@ pub async fn run(agent: Agent, system_prompt: String) -> anyhow::Result<()> {
         }
     });
     if interactive {
-        let info = agent.engine.info();
+        let (name, threads, via) = match &mut backend {
+            Backend::Local { agent, .. } => {
+                let info = agent.engine.info();
+                (info.name.clone(), info.threads, "")
+            }
+            Backend::Remote(client) => {
+                let s = client.status().await?;
+                (s.model, s.threads, ", through the running daemon")
+            }
+        };
         eprintln!(
-            "Hermit — {} ({} threads). Ctrl-C stops a reply, Ctrl-D quits, /new starts over.",
-            info.name, info.threads
+            "Hermit — {name} ({threads} threads{via}). Ctrl-C stops a reply, Ctrl-D quits, /new starts over."
         );
     }
     loop {
@@ -55,7 +78,15 @@ pub async fn run(agent: Agent, system_prompt: String) -> anyhow::Result<()> {
             continue;
         }
         if interactive && text == "/new" {
-            conversation = Conversation::new(system_prompt.clone());
+            match &mut backend {
+                Backend::Local { system_prompt, .. } => {
+                    conversation = Some(Conversation::new(system_prompt.clone()));
+                }
+                Backend::Remote(client) => {
+                    client.request(&crate::control::Request::New).await?;
+                    client.next().await?;
+                }
+            }
             eprintln!("(new conversation)");
             continue;
         }
@@ -78,12 +109,46 @@ pub async fn run(agent: Agent, system_prompt: String) -> anyhow::Result<()> {
                 }
             }
         };
-        let turn = agent.turn(&mut conversation, text, show, cancel.clone());
-        tokio::pin!(turn);
-        let outcome = loop {
-            tokio::select! {
-                r = &mut turn => break r,
-                Some(()) = interrupts.recv() => cancel.store(true, Ordering::SeqCst),
+        let outcome: Result<TurnOutcome, String> = match &mut backend {
+            Backend::Local { agent, .. } => {
+                let conv = conversation
+                    .as_mut()
+                    .expect("local chats have a conversation");
+                let turn = agent.turn(conv, text, show, cancel.clone());
+                tokio::pin!(turn);
+                loop {
+                    tokio::select! {
+                        r = &mut turn => break r.map_err(|e| e.to_string()),
+                        Some(()) = interrupts.recv() => cancel.store(true, Ordering::SeqCst),
+                    }
+                }
+            }
+            Backend::Remote(client) => {
+                client
+                    .request(&crate::control::Request::Chat {
+                        text: text.to_string(),
+                    })
+                    .await?;
+                loop {
+                    let ev = tokio::select! {
+                        ev = client.next() => ev?,
+                        Some(()) = interrupts.recv() => {
+                            client.request(&crate::control::Request::Cancel).await?;
+                            continue;
+                        }
+                    };
+                    match ev["event"].as_str() {
+                        Some("done") => break Ok(serde_json::from_value(ev["data"].clone())?),
+                        Some("error") => {
+                            break Err(ev["data"].as_str().unwrap_or("error").to_string());
+                        }
+                        _ => {
+                            if let Ok(ev) = serde_json::from_value::<TurnEvent>(ev) {
+                                show(ev);
+                            }
+                        }
+                    }
+                }
             }
         };
         match outcome {

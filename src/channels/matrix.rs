@@ -1,0 +1,837 @@
+//! The Matrix channel: the bot account, end-to-end encrypted, answering its
+//! owner (and the members of `matrix.members`) from any Matrix client.
+//!
+//! Delivery is journaled in `hermit.db` (`matrix_events`): every incoming
+//! message is recorded before it is answered, its reply's event ID when the
+//! first part of the reply is sent, and the whole reply when the final edit
+//! is sent. The sync token kept in `hermit.db` advances only once the events
+//! of that sync are recorded, so a crash loses nothing (the events are
+//! synced again and found recorded), and a recorded event is answered only
+//! while it is pending, so nothing is answered twice. The first part of a
+//! reply is sent with a transaction ID derived from the event it answers:
+//! after a crash between sending it and recording it, sending it again
+//! returns the same event instead of a second message.
+//!
+//! One worker task per room answers that room's messages in order, with the
+//! room's own conversation (history rebuilt from the journal after a
+//! restart; `!new` starts a fresh one) and so its own KV cache.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::deserialized_responses::TimelineEvent;
+use matrix_sdk::ruma::api::client::uiaa;
+use matrix_sdk::ruma::events::relation::{InReplyTo, Reply};
+use matrix_sdk::ruma::events::room::message::{
+    MessageType, ReplacementMetadata, RoomMessageEventContent,
+    RoomMessageEventContentWithoutRelation, SyncRoomMessageEvent,
+};
+use matrix_sdk::ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent};
+use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId, OwnedTransactionId, OwnedUserId};
+use matrix_sdk::{Client, Room, RoomState};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::mpsc;
+
+use crate::agent::{Agent, Conversation, TurnEvent};
+use crate::config::Config;
+use crate::inference::{ChatMessage, Role};
+use crate::secrets::{Secrets, names};
+
+/// What the bot needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct BotSettings {
+    pub homeserver_url: String,
+    pub bot_id: String,
+    pub owner_id: String,
+    pub members: Vec<String>,
+    pub max_message_bytes: usize,
+    pub edit_interval: Duration,
+    pub max_edits: u32,
+    pub system_prompt: String,
+    /// `<data_dir>/matrix`: the SDK's stores and the session.
+    pub dir: PathBuf,
+    pub db_path: PathBuf,
+}
+
+impl BotSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            homeserver_url: config.homeserver.client_url(),
+            bot_id: config.bot_id(),
+            owner_id: config.owner_id(),
+            members: config.matrix.members.clone(),
+            max_message_bytes: config.matrix.max_message_bytes,
+            edit_interval: Duration::from_millis(config.matrix.edit_interval_ms),
+            max_edits: config.matrix.max_edits,
+            system_prompt: config.agent.system_prompt.clone(),
+            dir: config.data_dir().join("matrix"),
+            db_path: config.data_dir().join("hermit.db"),
+        }
+    }
+}
+
+/// The running bot, shared by its tasks.
+pub struct Bot {
+    client: Client,
+    settings: BotSettings,
+    agent: Arc<Agent>,
+    db: Arc<Mutex<Connection>>,
+    rooms: Mutex<HashMap<OwnedRoomId, mpsc::UnboundedSender<OwnedEventId>>>,
+    started: Instant,
+    /// Undecryptable events waiting for their keys: (room, event, tries).
+    waiting_for_keys: Mutex<Vec<(OwnedRoomId, OwnedEventId, u32)>>,
+}
+
+const HELP: &str = "I am Hermit, a private assistant running on your own box. \
+Write to me in plain words. Commands:\n\n\
+- `!help`: this message\n\
+- `!new`: start a fresh conversation in this room\n\
+- `!status`: the model, how long I have been up, and the queue\n\n\
+In a group room I answer only when mentioned.";
+
+impl Bot {
+    /// Logs in (or restores the saved session: same device, same keys),
+    /// bootstraps cross-signing for the bot's device, and returns the bot.
+    pub async fn connect(
+        settings: BotSettings,
+        secrets: &Secrets,
+        agent: Arc<Agent>,
+    ) -> anyhow::Result<Arc<Self>> {
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&settings.dir)
+                .with_context(|| format!("cannot create {}", settings.dir.display()))?;
+        }
+        let (passphrase, _) = secrets.get_or_create(names::STORE_PASSPHRASE)?;
+        let password = secrets.get(names::BOT_PASSWORD)?.context(
+            "the bot has no password in the secrets directory: run `hermit init` (or `hermit up`) first",
+        )?;
+        let client = Client::builder()
+            .homeserver_url(&settings.homeserver_url)
+            .sqlite_store(settings.dir.join("store"), Some(passphrase.expose()))
+            .build()
+            .await
+            .context("cannot open the Matrix stores")?;
+        let session_path = settings.dir.join("session.json");
+        let saved = std::fs::read_to_string(&session_path).ok().and_then(|t| {
+            serde_json::from_str::<matrix_sdk::authentication::matrix::MatrixSession>(&t).ok()
+        });
+        let bot_id: OwnedUserId = settings.bot_id.as_str().try_into().context("bad bot ID")?;
+        match saved {
+            Some(session) => {
+                client
+                    .restore_session(session)
+                    .await
+                    .context("cannot restore the bot's Matrix session")?;
+                tracing::info!(device = ?client.device_id(), "Matrix session restored");
+            }
+            None => {
+                let response = client
+                    .matrix_auth()
+                    .login_username(bot_id.localpart(), password.expose())
+                    .initial_device_display_name("Hermit")
+                    .send()
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "the bot {} cannot log in at {}",
+                            settings.bot_id, settings.homeserver_url
+                        )
+                    })?;
+                tracing::info!(device = %response.device_id, "bot logged in, new device");
+                let session = client
+                    .matrix_auth()
+                    .session()
+                    .context("no session after login")?;
+                crate::homeserver::write_private(&session_path, &serde_json::to_string(&session)?)?;
+            }
+        }
+        // Cross-signing, so clients can verify the bot's device.
+        if let Err(e) = client
+            .encryption()
+            .bootstrap_cross_signing_if_needed(None)
+            .await
+        {
+            match e.as_uiaa_response() {
+                Some(info) => {
+                    let mut auth = uiaa::Password::new(
+                        uiaa::UserIdentifier::Matrix(uiaa::MatrixUserIdentifier::new(
+                            bot_id.localpart().to_owned(),
+                        )),
+                        password.expose().to_owned(),
+                    );
+                    auth.session = info.session.clone();
+                    if let Err(e) = client
+                        .encryption()
+                        .bootstrap_cross_signing(Some(uiaa::AuthData::Password(auth)))
+                        .await
+                    {
+                        tracing::warn!(error = %e, "cross-signing bootstrap failed");
+                    } else {
+                        tracing::info!("cross-signing keys created for the bot");
+                    }
+                }
+                None => tracing::warn!(error = %e, "cross-signing bootstrap failed"),
+            }
+        }
+        let db = crate::db::open(&settings.db_path)?;
+        Ok(Arc::new(Self {
+            client,
+            settings,
+            agent,
+            db: Arc::new(Mutex::new(db)),
+            rooms: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            waiting_for_keys: Mutex::new(Vec::new()),
+        }))
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn system_prompt(&self) -> &str {
+        &self.settings.system_prompt
+    }
+
+    pub fn device_id(&self) -> Option<String> {
+        self.client.device_id().map(|d| d.to_string())
+    }
+
+    /// Runs the sync loop until an unrecoverable error. Pending events from
+    /// before a restart are answered first.
+    pub async fn run(self: Arc<Self>) -> anyhow::Result<()> {
+        let pending: Vec<(String, String)> = {
+            let db = self.db.lock().unwrap();
+            let mut stmt = db.prepare(
+                "SELECT room_id, event_id FROM matrix_events WHERE status = 'pending' ORDER BY received_at",
+            )?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        if !pending.is_empty() {
+            tracing::info!(
+                count = pending.len(),
+                "answering events left pending by the last run"
+            );
+        }
+        for (room, event) in pending {
+            if let (Ok(room), Ok(event)) = (room.try_into(), event.try_into()) {
+                self.dispatch(room, event);
+            }
+        }
+        let keys = self.clone();
+        tokio::spawn(async move { keys.retry_undecryptable().await });
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let token: Option<String> = self
+                .db
+                .lock()
+                .unwrap()
+                .query_row("SELECT token FROM matrix_sync WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let mut sync = SyncSettings::default().timeout(Duration::from_secs(30));
+            if let Some(t) = token {
+                sync = sync.token(t);
+            }
+            let response = match self.client.sync_once(sync).await {
+                Ok(r) => {
+                    backoff = Duration::from_secs(1);
+                    r
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "sync failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            };
+            for room_id in response.rooms.invited.keys() {
+                if let Some(room) = self.client.get_room(room_id) {
+                    self.handle_invite(room).await;
+                }
+            }
+            for room_id in response.rooms.left.keys() {
+                tracing::info!(room = %room_id, "the bot left or was removed from a room");
+                self.rooms.lock().unwrap().remove(room_id);
+            }
+            let mut new_events = Vec::new();
+            for (room_id, update) in &response.rooms.joined {
+                let Some(room) = self.client.get_room(room_id) else {
+                    continue;
+                };
+                for event in &update.timeline.events {
+                    if let Some(id) = self.record(&room, event).await {
+                        new_events.push((room_id.clone(), id));
+                    }
+                }
+            }
+            // Everything in this sync is recorded: the token may advance.
+            self.db.lock().unwrap().execute(
+                "INSERT INTO matrix_sync (id, token) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET token = excluded.token",
+                [&response.next_batch],
+            )?;
+            for (room, event) in new_events {
+                self.dispatch(room, event);
+            }
+        }
+    }
+
+    async fn handle_invite(&self, room: Room) {
+        let inviter = match room.invite_details().await {
+            Ok(invite) => invite.inviter_id.to_string(),
+            Err(e) => {
+                tracing::warn!(room = %room.room_id(), error = %e, "cannot read an invite");
+                return;
+            }
+        };
+        if self.allowed(&inviter) {
+            tracing::info!(room = %room.room_id(), %inviter, "joining on invite");
+            // Joining can race the invite's federation of state; retry briefly.
+            for attempt in 0..3 {
+                match room.join().await {
+                    Ok(()) => return,
+                    Err(e) if attempt < 2 => {
+                        tracing::debug!(error = %e, "join failed, retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e) => tracing::warn!(room = %room.room_id(), error = %e, "cannot join"),
+                }
+            }
+        } else {
+            // Refused without a word: a stranger learns nothing about the box.
+            tracing::warn!(room = %room.room_id(), %inviter, "refused an invite from a sender who is not allowed");
+            if let Err(e) = room.leave().await {
+                tracing::warn!(error = %e, "cannot reject the invite");
+            }
+        }
+    }
+
+    fn allowed(&self, user: &str) -> bool {
+        user == self.settings.owner_id || self.settings.members.iter().any(|m| m == user)
+    }
+
+    /// Records an incoming event in the journal if it is a message the bot
+    /// must answer. Returns its ID when it was newly recorded.
+    async fn record(&self, room: &Room, event: &TimelineEvent) -> Option<OwnedEventId> {
+        if event.kind.is_utd() {
+            let Some(id) = event.event_id() else {
+                return None;
+            };
+            if event.sender().as_deref().map(|s| s.as_str()) == Some(self.settings.bot_id.as_str())
+            {
+                return None;
+            }
+            tracing::warn!(room = %room.room_id(), event = %id, "cannot decrypt an event yet; keys requested, will retry");
+            self.waiting_for_keys
+                .lock()
+                .unwrap()
+                .push((room.room_id().to_owned(), id, 0));
+            return None;
+        }
+        let parsed = match event.raw().deserialize() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(room = %room.room_id(), error = %e, "ignored a malformed event");
+                return None;
+            }
+        };
+        let AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(
+            SyncRoomMessageEvent::Original(msg),
+        )) = parsed
+        else {
+            tracing::trace!(room = %room.room_id(), kind = %parsed.event_type(), "event type not handled");
+            return None;
+        };
+        let sender = msg.sender.to_string();
+        if sender == self.settings.bot_id {
+            return None;
+        }
+        if matches!(
+            msg.content.relates_to,
+            Some(matrix_sdk::ruma::events::room::message::Relation::Replacement(_))
+        ) {
+            tracing::debug!(event = %msg.event_id, "edits of earlier messages are not answered");
+            return None;
+        }
+        if !self.allowed(&sender) {
+            tracing::info!(room = %room.room_id(), %sender, "ignored a message from a sender who is not allowed");
+            return None;
+        }
+        let body = match &msg.content.msgtype {
+            MessageType::Text(t) => t.body.clone(),
+            MessageType::Notice(t) => t.body.clone(),
+            MessageType::Emote(t) => t.body.clone(),
+            other => format!("\u{0}unsupported:{}", other.msgtype()),
+        };
+        let direct = is_direct(room).await;
+        if !direct && !self.mentioned(&msg.content, &body) {
+            tracing::debug!(room = %room.room_id(), "group message without a mention: not answered");
+            return None;
+        }
+        let body = if direct {
+            body
+        } else {
+            strip_mention(&body, &self.settings.bot_id)
+        };
+        let db = self.db.lock().unwrap();
+        let epoch: i64 = db
+            .query_row(
+                "SELECT epoch FROM matrix_rooms WHERE room_id = ?1",
+                [room.room_id().as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        let inserted = db.execute(
+            "INSERT OR IGNORE INTO matrix_events
+               (event_id, room_id, sender, body, epoch, origin_ts, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                msg.event_id.as_str(),
+                room.room_id().as_str(),
+                sender,
+                body,
+                epoch,
+                i64::from(msg.origin_server_ts.0),
+                now_ms(),
+            ],
+        );
+        match inserted {
+            Ok(1) => Some(msg.event_id.clone()),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record an incoming event");
+                None
+            }
+        }
+    }
+
+    fn mentioned(
+        &self,
+        content: &matrix_sdk::ruma::events::room::message::RoomMessageEventContent,
+        body: &str,
+    ) -> bool {
+        if let Some(m) = &content.mentions
+            && m.user_ids
+                .iter()
+                .any(|u| u.as_str() == self.settings.bot_id)
+        {
+            return true;
+        }
+        let local = self
+            .settings
+            .bot_id
+            .trim_start_matches('@')
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_lowercase();
+        let lower = body.to_lowercase();
+        lower.contains(&self.settings.bot_id.to_lowercase())
+            || lower
+                .split(|c: char| !c.is_alphanumeric())
+                .any(|w| w == local)
+    }
+
+    /// Hands an event to its room's worker (starting it if needed).
+    fn dispatch(self: &Arc<Self>, room: OwnedRoomId, event: OwnedEventId) {
+        let mut rooms = self.rooms.lock().unwrap();
+        let tx = rooms.entry(room.clone()).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let bot = self.clone();
+            tokio::spawn(async move { bot.room_worker(room, rx).await });
+            tx
+        });
+        let _ = tx.send(event);
+    }
+
+    async fn room_worker(
+        self: Arc<Self>,
+        room_id: OwnedRoomId,
+        mut events: mpsc::UnboundedReceiver<OwnedEventId>,
+    ) {
+        let mut conversation: Option<(i64, Conversation)> = None;
+        while let Some(event_id) = events.recv().await {
+            if let Err(e) = self.answer(&room_id, &event_id, &mut conversation).await {
+                tracing::error!(room = %room_id, event = %event_id, error = %format!("{e:#}"), "could not answer");
+                let _ = self.db.lock().unwrap().execute(
+                    "UPDATE matrix_events SET status = 'failed', answered_at = ?2 WHERE event_id = ?1",
+                    params![event_id.as_str(), now_ms()],
+                );
+            }
+        }
+    }
+
+    async fn answer(
+        &self,
+        room_id: &OwnedRoomId,
+        event_id: &OwnedEventId,
+        conversation: &mut Option<(i64, Conversation)>,
+    ) -> anyhow::Result<()> {
+        let row = self
+            .db
+            .lock()
+            .unwrap()
+            .query_row(
+                "SELECT body, epoch, status, reply_event_id, received_at FROM matrix_events WHERE event_id = ?1",
+                [event_id.as_str()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((body, epoch, status, reply_event_id, received_at)) = row else {
+            return Ok(());
+        };
+        if status != "pending" {
+            // Never answered twice.
+            return Ok(());
+        }
+        let Some(room) = self.client.get_room(room_id) else {
+            anyhow::bail!("the bot is not in this room");
+        };
+        if room.state() != RoomState::Joined {
+            anyhow::bail!("the bot is no longer in this room (left or kicked)");
+        }
+        let received =
+            Instant::now() - Duration::from_millis((now_ms() - received_at).max(0) as u64);
+        let mut reply = Outgoing {
+            room: &room,
+            answers: event_id.clone(),
+            first: reply_event_id.and_then(|s| s.try_into().ok()),
+            db: &self.db,
+        };
+        // Commands and what the model is not given.
+        let canned = if let Some(kind) = body.strip_prefix("\u{0}unsupported:") {
+            Some(match kind {
+                "m.audio" => {
+                    "I cannot listen to voice messages yet; please write to me.".to_string()
+                }
+                _ => format!("I can only read text messages for now (this was {kind})."),
+            })
+        } else if body.len() > self.settings.max_message_bytes {
+            Some(format!(
+                "That message is too long for me ({} KB; the limit is {} KB). Could you shorten it?",
+                body.len() / 1024,
+                self.settings.max_message_bytes / 1024
+            ))
+        } else {
+            self.command(room_id, body.trim(), conversation)
+        };
+        if let Some(text) = canned {
+            reply.send(&text).await?;
+            self.finish(event_id, &text, received, received, None)?;
+            return Ok(());
+        }
+        // The room's conversation, rebuilt from the journal if needed.
+        if conversation.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            *conversation = Some((epoch, self.restore(room_id, epoch)?));
+        }
+        let conv = &mut conversation.as_mut().expect("set above").1;
+        let _ = room.typing_notice(true).await;
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let agent = self.agent.clone();
+        let turn = agent.turn(
+            conv,
+            &body,
+            move |ev| {
+                if let TurnEvent::Token(t) = ev {
+                    let _ = tx.send(t);
+                }
+            },
+            cancel,
+        );
+        tokio::pin!(turn);
+        let mut text = String::new();
+        let mut edits = 0u32;
+        let mut last_edit: Option<Instant> = None;
+        let mut first_edit_at: Option<Instant> = None;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut turn => break outcome,
+                Some(t) = rx.recv() => {
+                    text.push_str(&t);
+                }
+            }
+            // At most one edit per interval, and a bounded number of them.
+            let due = last_edit.is_none_or(|t| t.elapsed() >= self.settings.edit_interval);
+            if due && edits < self.settings.max_edits && !text.trim().is_empty() {
+                reply.send(&format!("{} …", text.trim_end())).await?;
+                edits += 1;
+                last_edit = Some(Instant::now());
+                first_edit_at.get_or_insert_with(Instant::now);
+            }
+        };
+        while let Ok(t) = rx.try_recv() {
+            text.push_str(&t);
+        }
+        let _ = room.typing_notice(false).await;
+        let (final_text, stats) = match outcome {
+            Ok(o) => {
+                let mut t = o.reply.trim().to_string();
+                if t.is_empty() {
+                    t = text.trim().to_string();
+                }
+                if let Some(why) = o.limited {
+                    t.push_str(&format!("\n\n_({why})_"));
+                }
+                if t.is_empty() {
+                    t = "(no answer)".into();
+                }
+                (t, o.stats)
+            }
+            Err(e) => (format!("Sorry, I could not answer: {e}"), None),
+        };
+        reply.send(&final_text).await?;
+        let first = first_edit_at.unwrap_or_else(Instant::now);
+        self.finish(event_id, &final_text, received, first, stats.as_ref())?;
+        Ok(())
+    }
+
+    fn finish(
+        &self,
+        event_id: &OwnedEventId,
+        reply: &str,
+        received: Instant,
+        first: Instant,
+        stats: Option<&crate::inference::GenerationStats>,
+    ) -> anyhow::Result<()> {
+        let since = |t: Instant| t.saturating_duration_since(received).as_millis() as i64;
+        self.db.lock().unwrap().execute(
+            "UPDATE matrix_events SET status = 'answered', reply = ?2, answered_at = ?3,
+                first_edit_ms = ?4, final_edit_ms = ?5, model_ttft_ms = ?6, model_total_ms = ?7
+             WHERE event_id = ?1",
+            params![
+                event_id.as_str(),
+                reply,
+                now_ms(),
+                since(first),
+                since(Instant::now()),
+                stats.map(|s| s.ttft_ms),
+                stats.map(|s| s.prompt_ms.max(s.ttft_ms) + s.generation_ms),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn command(
+        &self,
+        room_id: &OwnedRoomId,
+        text: &str,
+        conversation: &mut Option<(i64, Conversation)>,
+    ) -> Option<String> {
+        let command = text.strip_prefix('!')?.split_whitespace().next()?;
+        Some(match command {
+            "help" => HELP.to_string(),
+            "new" => {
+                let db = self.db.lock().unwrap();
+                let r = db.execute(
+                    "INSERT INTO matrix_rooms (room_id, epoch) VALUES (?1, 1)
+                     ON CONFLICT (room_id) DO UPDATE SET epoch = epoch + 1",
+                    [room_id.as_str()],
+                );
+                if let Some((_, c)) = conversation.take() {
+                    self.agent.engine.forget(c.id());
+                }
+                match r {
+                    Ok(_) => "Starting a fresh conversation; I have set aside what we said before."
+                        .to_string(),
+                    Err(e) => format!("I could not start a new conversation: {e}"),
+                }
+            }
+            "status" => {
+                let info = self.agent.engine.info();
+                let up = self.started.elapsed().as_secs();
+                format!(
+                    "Model: {} ({} threads, context {} tokens)\nUp: {}h {:02}m {:02}s\nQueue: {} waiting",
+                    info.name,
+                    info.threads,
+                    info.context_tokens,
+                    up / 3600,
+                    up / 60 % 60,
+                    up % 60,
+                    self.agent.engine.queue_len()
+                )
+            }
+            _ => format!("I do not know `!{command}`.\n\n{HELP}"),
+        })
+    }
+
+    /// The room's conversation of `epoch`, from the journal.
+    fn restore(&self, room_id: &OwnedRoomId, epoch: i64) -> anyhow::Result<Conversation> {
+        let mut conv = Conversation::new(self.settings.system_prompt.clone());
+        let db = self.db.lock().unwrap();
+        let mut stmt = db.prepare(
+            "SELECT body, reply FROM matrix_events
+             WHERE room_id = ?1 AND epoch = ?2 AND status = 'answered' AND body NOT LIKE '!%'
+               AND substr(body, 1, 1) != char(0)
+             ORDER BY origin_ts",
+        )?;
+        let rows = stmt.query_map(params![room_id.as_str(), epoch], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        for row in rows {
+            let (body, reply) = row?;
+            conv.push(ChatMessage::new(Role::User, body));
+            if let Some(reply) = reply {
+                conv.push(ChatMessage::new(Role::Assistant, reply));
+            }
+        }
+        Ok(conv)
+    }
+
+    /// Events that could not be decrypted are fetched again as their keys
+    /// may have arrived (the SDK asks the sender's devices for them), every
+    /// few seconds, for about two minutes.
+    async fn retry_undecryptable(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let waiting: Vec<_> = std::mem::take(&mut *self.waiting_for_keys.lock().unwrap());
+            for (room_id, event_id, tries) in waiting {
+                let Some(room) = self.client.get_room(&room_id) else {
+                    continue;
+                };
+                match room.event(&event_id, None).await {
+                    Ok(event) if !event.kind.is_utd() => {
+                        tracing::info!(event = %event_id, "decrypted after the keys arrived");
+                        if let Some(id) = self.record(&room, &event).await {
+                            self.dispatch(room_id, id);
+                        }
+                    }
+                    _ if tries < 24 => {
+                        self.waiting_for_keys
+                            .lock()
+                            .unwrap()
+                            .push((room_id, event_id, tries + 1))
+                    }
+                    _ => {
+                        tracing::warn!(event = %event_id, "gave up on an event that cannot be decrypted")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One reply being streamed: the first send creates the message (answering
+/// the event), later sends replace its content.
+struct Outgoing<'a> {
+    room: &'a Room,
+    answers: OwnedEventId,
+    first: Option<OwnedEventId>,
+    db: &'a Mutex<Connection>,
+}
+
+impl Outgoing<'_> {
+    async fn send(&mut self, text: &str) -> anyhow::Result<()> {
+        match &self.first {
+            None => {
+                let mut content = RoomMessageEventContent::text_markdown(text);
+                content.relates_to =
+                    Some(matrix_sdk::ruma::events::room::message::Relation::Reply(
+                        Reply::new(InReplyTo::new(self.answers.clone())),
+                    ));
+                let txn: OwnedTransactionId =
+                    format!("hermit-reply-{}", txn_part(&self.answers)).into();
+                let response = self
+                    .room
+                    .send(content)
+                    .with_transaction_id(txn)
+                    .await
+                    .context("cannot send the reply")?;
+                self.db.lock().unwrap().execute(
+                    "UPDATE matrix_events SET reply_event_id = ?2 WHERE event_id = ?1",
+                    params![self.answers.as_str(), response.response.event_id.as_str()],
+                )?;
+                self.first = Some(response.response.event_id);
+            }
+            Some(first) => {
+                let content = RoomMessageEventContentWithoutRelation::text_markdown(text)
+                    .make_replacement(ReplacementMetadata::new(first.clone(), None));
+                self.room
+                    .send(content)
+                    .await
+                    .context("cannot edit the reply")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A transaction-ID-safe form of an event ID.
+fn txn_part(id: &OwnedEventId) -> String {
+    id.as_str()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect()
+}
+
+async fn is_direct(room: &Room) -> bool {
+    if room.is_direct().await.unwrap_or(false) {
+        return true;
+    }
+    room.joined_members_count() + room.invited_members_count() <= 2
+}
+
+/// A mention of the bot at the start of a group message ("hermit: ...",
+/// "@hermit:server ...") is not part of the question.
+fn strip_mention(body: &str, bot_id: &str) -> String {
+    let local = bot_id
+        .trim_start_matches('@')
+        .split(':')
+        .next()
+        .unwrap_or_default();
+    let t = body.trim_start();
+    for prefix in [bot_id, local] {
+        if t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix) {
+            let rest = t[prefix.len()..].trim_start_matches([':', ',', ' ']);
+            if !rest.is_empty() {
+                return rest.to_string();
+            }
+        }
+    }
+    body.to_string()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leading_mention_is_not_part_of_the_question() {
+        assert_eq!(
+            strip_mention("hermit: what time is it?", "@hermit:box"),
+            "what time is it?"
+        );
+        assert_eq!(strip_mention("@hermit:box, hello", "@hermit:box"), "hello");
+        assert_eq!(strip_mention("ask hermit", "@hermit:box"), "ask hermit");
+    }
+}

@@ -1,0 +1,578 @@
+//! The Matrix channel against a real Synapse and the real model: `hermit up`
+//! runs the homeserver (managed, on a free loopback port, in a temporary data
+//! directory) and the bot; a second matrix-sdk client logs in as the owner
+//! with the password `hermit up` generated. No part of Matrix is mocked.
+
+#![recursion_limit = "256"]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::deserialized_responses::EncryptionInfo;
+use matrix_sdk::ruma::events::room::member::MembershipState;
+use matrix_sdk::ruma::events::room::message::{
+    MessageType, OriginalSyncRoomMessageEvent, Relation, RoomMessageEventContent,
+};
+use matrix_sdk::ruma::{OwnedEventId, OwnedUserId, UserId};
+use matrix_sdk::{Client, Room};
+
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `hermit up` in a data directory of its own.
+struct Daemon {
+    child: Option<Child>,
+    data: PathBuf,
+    port: u16,
+}
+
+impl Daemon {
+    fn start(data: &Path, port: u16) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.with_extension("log"))
+            .unwrap();
+        let child = common::hermit()
+            .arg("up")
+            .env("HERMIT_DATA", data)
+            .env("HERMIT_HOMESERVER__PORT", port.to_string())
+            .env("HERMIT_INFERENCE__MODEL", common::SMALL_MODEL)
+            .env("HERMIT_INFERENCE__MAX_REPLY_TOKENS", "200")
+            .env("HERMIT_AGENT__TOOLS", "false")
+            .env(
+                "HERMIT_LOG",
+                "info,hermit=debug,matrix_sdk=warn,matrix_sdk_crypto=warn",
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("hermit up starts");
+        let mut d = Self {
+            child: Some(child),
+            data: data.to_path_buf(),
+            port,
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data.with_extension("log")).unwrap_or_default()
+    }
+
+    /// Ready when the control socket answers.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "hermit up exited ({status}) before it was ready:\n{}",
+                    self.log()
+                );
+            }
+            if std::os::unix::net::UnixStream::connect(self.data.join("hermit.sock")).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hermit up not ready:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGKILL: no chance to clean up.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        // Synapse gets SIGTERM from the kernel when its parent dies; wait
+        // until the port is free again.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "Synapse outlived hermit");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn secret(&self, name: &str) -> String {
+        std::fs::read_to_string(self.data.join("secrets").join(name))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.data.join("hermit.db")).unwrap()
+    }
+
+    /// (status, reply) of the journal's row for an event.
+    fn journal(&self, event: &OwnedEventId) -> Option<(String, Option<String>)> {
+        self.db()
+            .query_row(
+                "SELECT status, reply FROM matrix_events WHERE event_id = ?1",
+                [event.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM: hermit stops Synapse on its way out.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().unwrap().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A message the user's client saw.
+#[derive(Debug, Clone)]
+struct Seen {
+    id: OwnedEventId,
+    sender: OwnedUserId,
+    body: String,
+    encrypted: bool,
+    reply_to: Option<OwnedEventId>,
+    /// For an edit: the message it replaces and its new body.
+    replaces: Option<(OwnedEventId, String)>,
+}
+
+/// A matrix-sdk client acting as a person, syncing in the background.
+struct Person {
+    client: Client,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    _store: tempfile::TempDir,
+}
+
+impl Person {
+    async fn login(url: &str, user: &str, password: &str) -> Self {
+        let store = tempfile::tempdir().unwrap();
+        let client = Client::builder()
+            .homeserver_url(url)
+            .sqlite_store(store.path(), None)
+            .build()
+            .await
+            .unwrap();
+        client
+            .matrix_auth()
+            .login_username(user, password)
+            .send()
+            .await
+            .expect("login");
+        let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
+        let log = seen.clone();
+        client.add_event_handler(
+            move |ev: OriginalSyncRoomMessageEvent, enc: Option<EncryptionInfo>| {
+                let log = log.clone();
+                async move {
+                    let body = match &ev.content.msgtype {
+                        MessageType::Text(t) => t.body.clone(),
+                        MessageType::Notice(t) => t.body.clone(),
+                        _ => String::new(),
+                    };
+                    let (reply_to, replaces) = match &ev.content.relates_to {
+                        Some(Relation::Reply(r)) => (Some(r.in_reply_to.event_id.clone()), None),
+                        Some(Relation::Replacement(r)) => {
+                            let new = match &r.new_content.msgtype {
+                                MessageType::Text(t) => t.body.clone(),
+                                _ => String::new(),
+                            };
+                            (None, Some((r.event_id.clone(), new)))
+                        }
+                        _ => (None, None),
+                    };
+                    log.lock().unwrap().push(Seen {
+                        id: ev.event_id.clone(),
+                        sender: ev.sender.clone(),
+                        body,
+                        encrypted: enc.is_some(),
+                        reply_to,
+                        replaces,
+                    });
+                }
+            },
+        );
+        client.sync_once(SyncSettings::default()).await.unwrap();
+        let c = client.clone();
+        tokio::spawn(async move {
+            let _ = c
+                .sync(SyncSettings::default().timeout(Duration::from_secs(5)))
+                .await;
+        });
+        Self {
+            client,
+            seen,
+            _store: store,
+        }
+    }
+
+    /// Waits until `f` finds something in what was seen.
+    async fn wait_for<T>(&self, what: &str, f: impl Fn(&[Seen]) -> Option<T>) -> T {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(t) = f(&self.seen.lock().unwrap()) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; seen: {:#?}",
+                self.seen.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The bot's reply messages (not edits) to `question`.
+    fn replies_to(&self, question: &OwnedEventId, bot: &UserId) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.sender == bot && s.reply_to.as_ref() == Some(question))
+            .cloned()
+            .collect()
+    }
+
+    /// The latest body of message `id` (its last edit, or itself).
+    fn latest(&self, id: &OwnedEventId) -> Option<String> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .rev()
+            .find_map(|s| match &s.replaces {
+                Some((orig, body)) if orig == id => Some(body.clone()),
+                _ => None,
+            })
+            .or_else(|| seen.iter().find(|s| &s.id == id).map(|s| s.body.clone()))
+    }
+}
+
+async fn wait_joined(room: &Room, user: &UserId) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Ok(Some(m)) = room.get_member(user).await
+            && *m.membership() == MembershipState::Join
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{user} did not join");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until the journal says the event was answered; returns the reply.
+async fn wait_answered(daemon: &Daemon, event: &OwnedEventId) -> String {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some((status, reply)) = daemon.journal(event) {
+            if status == "answered" {
+                return reply.unwrap_or_default();
+            }
+            assert_ne!(status, "failed", "answer failed:\n{}", daemon.log());
+        }
+        assert!(Instant::now() < deadline, "no answer:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn send_text(room: &Room, text: &str) -> OwnedEventId {
+    room.send(RoomMessageEventContent::text_plain(text))
+        .await
+        .expect("message sent")
+        .response
+        .event_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_gets_a_streamed_encrypted_answer_and_strangers_get_nothing() {
+    common::model_file(common::SMALL_MODEL_FILE);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let daemon = Daemon::start(&data, free_port());
+    let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
+
+    // Secrets: private, and never in the log.
+    for name in [
+        "owner-password",
+        "bot-password",
+        "matrix-store-passphrase",
+        "synapse-registration",
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("secrets").join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+        assert!(
+            !daemon.log().contains(&daemon.secret(name)),
+            "{name} leaked into the log"
+        );
+    }
+    let yaml = std::fs::read_to_string(data.join("synapse/homeserver.yaml")).unwrap();
+    assert!(
+        yaml.contains("\"bind_addresses\": [\n        \"127.0.0.1\"") || yaml.contains("127.0.0.1")
+    );
+    assert!(yaml.contains("\"enable_registration\": false"));
+    assert!(yaml.contains("\"federation_domain_whitelist\": []"));
+
+    // The owner: an encrypted direct chat with the bot.
+    let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
+    let room = owner.client.create_dm(&bot).await.expect("DM created");
+    wait_joined(&room, &bot).await;
+    assert!(room.latest_encryption_state().await.unwrap().is_encrypted());
+    let question = send_text(&room, "What is the capital of France?").await;
+    let reply = wait_answered(&daemon, &question).await;
+    assert!(!reply.trim().is_empty());
+    let first = owner
+        .wait_for("the bot's reply", |seen| {
+            seen.iter()
+                .find(|s| s.sender == bot && s.reply_to.as_ref() == Some(&question))
+                .cloned()
+        })
+        .await;
+    assert!(first.encrypted, "the reply was not encrypted");
+    // Streamed: the first message is sent while the answer is being written,
+    // and the final edit holds the whole answer.
+    let final_body = owner
+        .wait_for("the final edit", |_| {
+            owner.latest(&first.id).filter(|b| b.trim() == reply.trim())
+        })
+        .await;
+    assert_eq!(final_body.trim(), reply.trim());
+    assert_ne!(
+        first.body.trim(),
+        reply.trim(),
+        "the first message already held the whole answer: not streamed"
+    );
+    assert_eq!(owner.replies_to(&question, &bot).len(), 1);
+
+    // Commands.
+    let help = send_text(&room, "!status").await;
+    let status = wait_answered(&daemon, &help).await;
+    assert!(
+        status.contains(common::SMALL_MODEL) || status.contains("Model"),
+        "{status}"
+    );
+
+    // `hermit status` and `hermit chat` go through the control socket.
+    let out = common::hermit()
+        .args(["status", "--json"])
+        .env("HERMIT_DATA", &data)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["running"], true);
+    assert_eq!(v["bot"], "@hermit:hermit.local");
+    let out = common::run_with_stdin(
+        {
+            let mut c = common::hermit();
+            c.arg("chat").env("HERMIT_DATA", &data);
+            c
+        },
+        "Say hello.\n",
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(!common::stdout(&out).trim().is_empty());
+
+    // A stranger: an account on the same server, not allowed.
+    let shared = daemon.secret("synapse-registration");
+    let url = daemon.url();
+    tokio::task::spawn_blocking(move || {
+        hermit::homeserver::register(&url, &shared, "stranger", "stranger-password-1", false)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stranger = Person::login(&daemon.url(), "stranger", "stranger-password-1").await;
+    let sroom = stranger.client.create_dm(&bot).await.unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let _ = sroom.sync_members().await;
+        if let Ok(Some(m)) = sroom.get_member(&bot).await
+            && *m.membership() == MembershipState::Leave
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bot did not refuse the stranger's invite"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        stranger
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|s| s.sender != bot),
+        "the bot said something to a stranger"
+    );
+    assert!(
+        daemon.log().contains("refused an invite"),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_answer_it_answers_exactly_once_and_keeps_its_device() {
+    common::model_file(common::SMALL_MODEL_FILE);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let port = free_port();
+    let mut daemon = Daemon::start(&data, port);
+    let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
+    let session = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("matrix/session.json")).unwrap())
+            .unwrap()
+    };
+    let device = session(&data)["meta"]["device_id"].clone();
+    assert!(device.is_string(), "{device}");
+
+    let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
+    let room = owner.client.create_dm(&bot).await.unwrap();
+    wait_joined(&room, &bot).await;
+    let question = send_text(
+        &room,
+        "Write a long story about a lighthouse keeper and a storm, with many details.",
+    )
+    .await;
+    // Killed once the answer has begun: recorded, partly sent, not finished.
+    let first = owner
+        .wait_for("the start of the answer", |seen| {
+            seen.iter()
+                .find(|s| s.sender == bot && s.reply_to.as_ref() == Some(&question))
+                .cloned()
+        })
+        .await;
+    assert_eq!(
+        daemon.journal(&question).unwrap().0,
+        "pending",
+        "answered before the kill"
+    );
+    daemon.kill();
+
+    let daemon = Daemon::start(&data, port);
+    assert_eq!(
+        session(&data)["meta"]["device_id"],
+        device,
+        "the device changed"
+    );
+    let reply = wait_answered(&daemon, &question).await;
+    owner
+        .wait_for("the final edit after the restart", |_| {
+            owner.latest(&first.id).filter(|b| b.trim() == reply.trim())
+        })
+        .await;
+    assert_eq!(
+        owner.replies_to(&question, &bot).len(),
+        1,
+        "answered more than once: {:#?}",
+        owner.seen.lock().unwrap()
+    );
+    let rows: i64 = daemon
+        .db()
+        .query_row(
+            "SELECT count(*) FROM matrix_events WHERE event_id = ?1",
+            [question.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 1);
+
+    // The same device decrypts what is sent after the restart.
+    let again = send_text(&room, "Thank you. What is two plus two?").await;
+    let reply = wait_answered(&daemon, &again).await;
+    assert!(!reply.trim().is_empty());
+    let r = owner
+        .wait_for("the reply after the restart", |seen| {
+            seen.iter()
+                .find(|s| s.sender == bot && s.reply_to.as_ref() == Some(&again))
+                .cloned()
+        })
+        .await;
+    assert!(r.encrypted);
+    assert!(!daemon.log().contains("cannot decrypt"), "{}", daemon.log());
+}
+
+#[test]
+fn init_creates_accounts_once_and_secrets_stay_private() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let port = free_port().to_string();
+    let run = || {
+        common::hermit()
+            .arg("init")
+            .env("HERMIT_DATA", &data)
+            .env("HERMIT_HOMESERVER__PORT", &port)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", common::stderr(&first));
+    let out = common::stdout(&first);
+    assert!(out.contains(&format!("http://127.0.0.1:{port}")), "{out}");
+    assert!(
+        out.contains("@owner:hermit.local") && out.contains("owner-password"),
+        "{out}"
+    );
+    let pw = std::fs::read_to_string(data.join("secrets/owner-password")).unwrap();
+    assert!(!out.contains(pw.trim()), "the password itself was printed");
+    let second = run();
+    assert!(second.status.success(), "{}", common::stderr(&second));
+    assert!(
+        common::stdout(&second).contains("Nothing changed"),
+        "{}",
+        common::stdout(&second)
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("secrets/owner-password")).unwrap(),
+        pw
+    );
+    // Synapse was stopped again.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err());
+}
+
+#[test]
+fn a_non_loopback_homeserver_without_tls_is_refused() {
+    let out = common::hermit()
+        .arg("init")
+        .env("HERMIT_HOMESERVER__BIND", "0.0.0.0")
+        .env("HERMIT_DATA", tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("needs TLS"),
+        "{}",
+        common::stderr(&out)
+    );
+}
