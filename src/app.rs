@@ -60,7 +60,7 @@ pub fn init_logging() {
 pub fn init_daemon_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HERMIT_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "info,llama-cpp-2=error,matrix_sdk=warn,matrix_sdk_crypto=warn,matrix_sdk_base=warn,matrix_sdk_sqlite=warn",
+            "info,llama-cpp-2=error,matrix_sdk=warn,matrix_sdk::http_client=off,matrix_sdk_crypto=error,matrix_sdk_base=warn,matrix_sdk_sqlite=warn",
         )
     });
     let builder = tracing_subscriber::fmt()
