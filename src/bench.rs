@@ -351,7 +351,8 @@ pub async fn matrix(
         let deadline = Instant::now() + Duration::from_secs(300);
         // The reply as the journal recorded it, once answered.
         let (reply, ttft, total) = loop {
-            let row: Option<(String, Option<String>, Option<f64>, Option<f64>)> = db
+            type Row = (String, Option<String>, Option<f64>, Option<f64>);
+            let row: Option<Row> = db
                 .query_row(
                     "SELECT status, reply, model_ttft_ms, model_total_ms FROM matrix_events WHERE event_id = ?1",
                     [question.as_str()],

@@ -387,6 +387,65 @@ async fn the_owner_gets_a_streamed_encrypted_answer_and_strangers_get_nothing() 
         "{status}"
     );
 
+    // A stranger: an account on the same server, not allowed.
+    let shared = daemon.secret("synapse-registration");
+    let url = daemon.url();
+    tokio::task::spawn_blocking(move || {
+        hermit::homeserver::register(&url, &shared, "stranger", "stranger-password-1", false)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    // Bad input gets a short answer without the model, and the bot goes on.
+    let long = send_text(&room, &"word ".repeat(5000)).await;
+    let answer = wait_answered(&daemon, &long).await;
+    assert!(answer.contains("too long"), "{answer}");
+    let image = room
+        .send(RoomMessageEventContent::new(MessageType::Image(
+            matrix_sdk::ruma::events::room::message::ImageMessageEventContent::plain(
+                "cat.png".into(),
+                "mxc://hermit.local/nothing".into(),
+            ),
+        )))
+        .await
+        .unwrap()
+        .response
+        .event_id;
+    let answer = wait_answered(&daemon, &image).await;
+    assert!(answer.contains("only read text"), "{answer}");
+    let new = send_text(&room, "!new").await;
+    assert!(
+        wait_answered(&daemon, &new)
+            .await
+            .contains("fresh conversation")
+    );
+
+    // A group room: answered only when mentioned; removed from it, the bot
+    // notes it and goes on.
+    let group = owner
+        .client
+        .create_room(matrix_sdk::ruma::api::client::room::create_room::v3::Request::new())
+        .await
+        .unwrap();
+    group.invite_user_by_id(&bot).await.unwrap();
+    let third: OwnedUserId = "@stranger:hermit.local".try_into().unwrap();
+    group.invite_user_by_id(&third).await.unwrap();
+    wait_joined(&group, &bot).await;
+    let unmentioned = send_text(&group, "Just talking among ourselves.").await;
+    let mentioned = send_text(&group, "hermit: what is one plus one?").await;
+    wait_answered(&daemon, &mentioned).await;
+    assert!(
+        daemon.journal(&unmentioned).is_none(),
+        "answered without a mention:\n{}",
+        daemon.log()
+    );
+    group.kick_user(&bot, None).await.unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    while !daemon.log().contains("removed from a room") {
+        assert!(Instant::now() < deadline, "{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // `hermit status` and `hermit chat` go through the control socket.
     let out = common::hermit()
         .args(["status", "--json"])
@@ -407,15 +466,6 @@ async fn the_owner_gets_a_streamed_encrypted_answer_and_strangers_get_nothing() 
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(!common::stdout(&out).trim().is_empty());
 
-    // A stranger: an account on the same server, not allowed.
-    let shared = daemon.secret("synapse-registration");
-    let url = daemon.url();
-    tokio::task::spawn_blocking(move || {
-        hermit::homeserver::register(&url, &shared, "stranger", "stranger-password-1", false)
-    })
-    .await
-    .unwrap()
-    .unwrap();
     let stranger = Person::login(&daemon.url(), "stranger", "stranger-password-1").await;
     let sroom = stranger.client.create_dm(&bot).await.unwrap();
     let deadline = Instant::now() + TIMEOUT;

@@ -299,9 +299,17 @@ impl Bot {
         if self.allowed(&inviter) {
             tracing::info!(room = %room.room_id(), %inviter, "joining on invite");
             // Joining can race the invite's federation of state; retry briefly.
+            let direct = room.is_direct().await.unwrap_or(false);
             for attempt in 0..3 {
                 match room.join().await {
-                    Ok(()) => return,
+                    Ok(()) => {
+                        // Remembered in the bot's `m.direct`, so the room
+                        // stays a direct chat when others join later.
+                        if direct && let Err(e) = room.set_is_direct(true).await {
+                            tracing::debug!(error = %e, "cannot mark the room as direct");
+                        }
+                        return;
+                    }
                     Err(e) if attempt < 2 => {
                         tracing::debug!(error = %e, "join failed, retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -326,9 +334,7 @@ impl Bot {
     /// must answer. Returns its ID when it was newly recorded.
     async fn record(&self, room: &Room, event: &TimelineEvent) -> Option<OwnedEventId> {
         if event.kind.is_utd() {
-            let Some(id) = event.event_id() else {
-                return None;
-            };
+            let id = event.event_id()?;
             if event.sender().as_deref().map(|s| s.as_str()) == Some(self.settings.bot_id.as_str())
             {
                 return None;
@@ -376,6 +382,11 @@ impl Bot {
             other => format!("\u{0}unsupported:{}", other.msgtype()),
         };
         let direct = is_direct(room).await;
+        tracing::debug!(
+            room = %room.room_id(),
+            direct,
+            "message"
+        );
         if !direct && !self.mentioned(&msg.content, &body) {
             tracing::debug!(room = %room.room_id(), "group message without a mention: not answered");
             return None;
@@ -787,11 +798,24 @@ fn txn_part(id: &OwnedEventId) -> String {
         .collect()
 }
 
+/// A direct chat: invited as one (`is_direct`), or a room with only the bot
+/// and one other person in it.
 async fn is_direct(room: &Room) -> bool {
     if room.is_direct().await.unwrap_or(false) {
         return true;
     }
-    room.joined_members_count() + room.invited_members_count() <= 2
+    // The summary's counts are not sent without lazy loading: ask for the
+    // member list (fetched once, then kept up to date by the sync).
+    match room
+        .members(matrix_sdk::RoomMemberships::JOIN | matrix_sdk::RoomMemberships::INVITE)
+        .await
+    {
+        Ok(members) => members.len() <= 2,
+        Err(e) => {
+            tracing::warn!(room = %room.room_id(), error = %e, "cannot list the room's members");
+            false
+        }
+    }
 }
 
 /// A mention of the bot at the start of a group message ("hermit: ...",
