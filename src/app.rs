@@ -46,8 +46,9 @@ impl Global {
 /// Sets up logging to stderr: `HERMIT_LOG` (tracing's filter syntax),
 /// warnings only by default. llama.cpp's own log lines go through it too.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HERMIT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama-cpp-2=error"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERMIT_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,llama-cpp-2=error,matrix_sdk_crypto=error")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -857,6 +858,19 @@ pub fn init(global: &Global) -> anyhow::Result<()> {
 pub fn up(global: &Global) -> anyhow::Result<()> {
     let config = global.load_config()?;
     let data = ensure_data_dir(&config)?;
+    // One daemon per data directory: two would share the Matrix stores.
+    let lock = std::fs::File::create(data.join("hermit.lock"))?;
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a file descriptor we own; released when `lock`
+        // is closed at the end of this function (or by the kernel).
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            anyhow::bail!(
+                "another `hermit up` is running with the data directory {}",
+                data.display()
+            );
+        }
+    }
     let secrets = crate::secrets::Secrets::open(&data)?;
     let url = config.homeserver.client_url();
     let rt = runtime()?;
@@ -936,7 +950,9 @@ pub fn up(global: &Global) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || s.stop()).await?;
         }
         result
-    })
+    })?;
+    drop(lock);
+    Ok(())
 }
 
 /// `hermit bench matrix`: against the running daemon, as its owner.

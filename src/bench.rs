@@ -222,6 +222,11 @@ pub struct MatrixRun {
     /// The model's own time to first token and whole time, for this reply.
     pub model_ttft_ms: f64,
     pub model_total_ms: f64,
+    /// From sending to the daemon recording the message (homeserver, the
+    /// bot's sync, decryption).
+    pub inbound_ms: f64,
+    /// Daemon side: from recording the message to the first part sent.
+    pub daemon_first_ms: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -321,10 +326,16 @@ pub async fn matrix(
     });
     client.sync_once(SyncSettings::default()).await?;
     let c = client.clone();
+    // Our own loop of `sync_once`, like a Matrix client's: the SDK's `sync`
+    // waits a second between two syncs less than a second apart, which
+    // would be measured as the Matrix path's cost.
     let syncing = tokio::spawn(async move {
-        let _ = c
-            .sync(SyncSettings::default().timeout(Duration::from_secs(10)))
-            .await;
+        loop {
+            let settings = SyncSettings::default().timeout(Duration::from_secs(10));
+            if c.sync_once(settings).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
     });
     progress("opening an encrypted direct chat with the bot");
     let room = client.create_dm(&bot).await?;
@@ -343,6 +354,9 @@ pub async fn matrix(
     for i in 0..=runs {
         let prompt = MATRIX_PROMPTS[i % MATRIX_PROMPTS.len()];
         let sent_at = Instant::now();
+        let sent_wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as f64;
         let question = room
             .send(RoomMessageEventContent::text_plain(prompt))
             .await?
@@ -350,22 +364,32 @@ pub async fn matrix(
             .event_id;
         let deadline = Instant::now() + Duration::from_secs(300);
         // The reply as the journal recorded it, once answered.
-        let (reply, ttft, total) = loop {
-            type Row = (String, Option<String>, Option<f64>, Option<f64>);
+        let (reply, ttft, total, inbound, daemon_first) = loop {
+            type Row = (
+                String,
+                Option<String>,
+                Option<f64>,
+                Option<f64>,
+                i64,
+                Option<i64>,
+            );
             let row: Option<Row> = db
                 .query_row(
-                    "SELECT status, reply, model_ttft_ms, model_total_ms FROM matrix_events WHERE event_id = ?1",
+                    "SELECT status, reply, model_ttft_ms, model_total_ms, received_at, first_edit_ms
+                     FROM matrix_events WHERE event_id = ?1",
                     [question.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
                 )
                 .ok();
-            if let Some((status, reply, ttft, total)) = row {
+            if let Some((status, reply, ttft, total, received, first)) = row {
                 anyhow::ensure!(status != "failed", "the bot failed to answer");
                 if status == "answered" {
                     break (
                         reply.unwrap_or_default(),
                         ttft.unwrap_or(0.0),
                         total.unwrap_or(0.0),
+                        received as f64 - sent_wall,
+                        first.unwrap_or(0) as f64,
                     );
                 }
             }
@@ -403,10 +427,17 @@ pub async fn matrix(
             final_edit_ms: ms(last),
             model_ttft_ms: ttft,
             model_total_ms: total,
+            inbound_ms: inbound,
+            daemon_first_ms: daemon_first,
         };
         progress(&format!(
-            "run {i}/{runs}: first part {:.0} ms (model TTFT {:.0} ms), final {:.0} ms (model {:.0} ms)",
-            run.first_edit_ms, run.model_ttft_ms, run.final_edit_ms, run.model_total_ms
+            "run {i}/{runs}: first part {:.0} ms (model TTFT {:.0} ms; in {:.0} ms, daemon {:.0} ms), final {:.0} ms (model {:.0} ms)",
+            run.first_edit_ms,
+            run.model_ttft_ms,
+            run.inbound_ms,
+            run.daemon_first_ms,
+            run.final_edit_ms,
+            run.model_total_ms
         ));
         results.push(run);
     }

@@ -97,7 +97,9 @@ impl Server {
             let stream = match this.listener.accept().await {
                 Ok((s, _)) => s,
                 Err(e) => {
+                    // E.g. out of file descriptors: do not spin.
                     tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     continue;
                 }
             };
@@ -138,16 +140,28 @@ impl Server {
     }
 
     async fn session(&self, stream: UnixStream) -> anyhow::Result<()> {
+        let mut conversation = Conversation::new(self.agent_system_prompt());
+        let result = self.converse(stream, &mut conversation).await;
+        // However the session ended, its KV cache is given back.
+        self.agent.engine.forget(conversation.id());
+        result
+    }
+
+    async fn converse(
+        &self,
+        stream: UnixStream,
+        conversation: &mut Conversation,
+    ) -> anyhow::Result<()> {
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
-        let mut conversation = Conversation::new(self.agent_system_prompt());
         while let Some(line) = lines.next_line().await? {
             let request: Request = match serde_json::from_str(&line) {
                 Ok(r) => r,
                 Err(e) => {
+                    let msg = format!("bad request: {e}");
                     send(
                         &mut write,
-                        &serde_json::json!({"event": "error", "data": format!("bad request: {e}")}),
+                        &serde_json::json!({"event": "error", "data": msg}),
                     )
                     .await?;
                     continue;
@@ -157,7 +171,7 @@ impl Server {
                 Request::Status => send(&mut write, &self.status()).await?,
                 Request::New => {
                     self.agent.engine.forget(conversation.id());
-                    conversation = Conversation::new(self.agent_system_prompt());
+                    *conversation = Conversation::new(self.agent_system_prompt());
                     send(&mut write, &serde_json::json!({"event": "new"})).await?;
                 }
                 Request::Cancel => {}
@@ -165,7 +179,7 @@ impl Server {
                     let cancel = Arc::new(AtomicBool::new(false));
                     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
                     let turn = self.agent.turn(
-                        &mut conversation,
+                        conversation,
                         &text,
                         move |ev| {
                             let _ = tx.send(ev);
@@ -173,38 +187,53 @@ impl Server {
                         cancel.clone(),
                     );
                     tokio::pin!(turn);
+                    let mut gone = false;
+                    let mut busy = 0usize;
                     let outcome: Result<TurnOutcome, _> = loop {
                         tokio::select! {
                             o = &mut turn => break o,
-                            Some(ev) = rx.recv() => send(&mut write, &ev).await?,
-                            line = lines.next_line() => match line {
-                                Ok(Some(l)) if l.contains("cancel") => cancel.store(true, Ordering::SeqCst),
-                                Ok(Some(_)) => {}
+                            Some(ev) = rx.recv(), if !gone => {
+                                if send(&mut write, &ev).await.is_err() {
+                                    gone = true;
+                                    cancel.store(true, Ordering::SeqCst);
+                                }
+                            }
+                            line = lines.next_line(), if !gone => match line {
+                                Ok(Some(l)) => match serde_json::from_str::<Request>(&l) {
+                                    Ok(Request::Cancel) => cancel.store(true, Ordering::SeqCst),
+                                    // One turn at a time per connection.
+                                    _ => busy += 1,
+                                },
                                 // The client went away: stop generating for it.
-                                _ => { cancel.store(true, Ordering::SeqCst); }
+                                _ => {
+                                    gone = true;
+                                    cancel.store(true, Ordering::SeqCst);
+                                }
                             },
                         }
                     };
+                    if gone {
+                        return Ok(());
+                    }
                     while let Ok(ev) = rx.try_recv() {
                         send(&mut write, &ev).await?;
                     }
-                    match outcome {
-                        Ok(o) => {
-                            send(&mut write, &serde_json::json!({"event": "done", "data": o}))
-                                .await?
-                        }
-                        Err(e) => {
-                            send(
-                                &mut write,
-                                &serde_json::json!({"event": "error", "data": e.to_string()}),
-                            )
-                            .await?
-                        }
+                    for _ in 0..busy {
+                        let msg = "busy: one turn at a time per connection";
+                        send(
+                            &mut write,
+                            &serde_json::json!({"event": "error", "data": msg}),
+                        )
+                        .await?;
                     }
+                    let done = match outcome {
+                        Ok(o) => serde_json::json!({"event": "done", "data": o}),
+                        Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),
+                    };
+                    send(&mut write, &done).await?;
                 }
             }
         }
-        self.agent.engine.forget(conversation.id());
         Ok(())
     }
 

@@ -233,6 +233,9 @@ impl Supervisor {
                 let mut restarts = 0u32;
                 let mut ready_tx = Some(ready_tx);
                 loop {
+                    if stopping2.load(Ordering::SeqCst) {
+                        return;
+                    }
                     let started = Instant::now();
                     let mut child = match spawn(&python, &layout) {
                         Ok(c) => c,
@@ -246,6 +249,13 @@ impl Supervisor {
                         }
                     };
                     pid2.store(child.id() as i32, Ordering::SeqCst);
+                    // A stop that came while this one was starting.
+                    if stopping2.load(Ordering::SeqCst) {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        pid2.store(0, Ordering::SeqCst);
+                        return;
+                    }
                     if let Some(tx) = ready_tx.take() {
                         let r = wait_ready(&mut child, &url, &layout, h.start_timeout_seconds);
                         let ok = r.is_ok();
@@ -284,7 +294,11 @@ impl Supervisor {
                         )));
                         return;
                     }
-                    std::thread::sleep(Duration::from_secs(u64::from(restarts.min(5))));
+                    // Back off, but notice a stop at once.
+                    let until = Instant::now() + Duration::from_secs(u64::from(restarts.min(5)));
+                    while Instant::now() < until && !stopping2.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                 }
             })
             .context("cannot start the Synapse supervisor thread")?;
@@ -303,26 +317,33 @@ impl Supervisor {
         }
     }
 
-    /// Stops Synapse: SIGTERM, then SIGKILL after 10 seconds.
+    /// Stops Synapse: SIGTERM, then SIGKILL after 10 seconds; returns once
+    /// the supervising thread has ended (it starts nothing after a stop).
     pub fn stop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
-        let pid = self.pid.load(Ordering::SeqCst);
-        if pid > 0 {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while self.pid.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut termed = 0;
+        while !thread.is_finished() {
             let pid = self.pid.load(Ordering::SeqCst);
             if pid > 0 {
-                // SAFETY: as above.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let signal = if Instant::now() < deadline {
+                    libc::SIGTERM
+                } else {
+                    libc::SIGKILL
+                };
+                if signal == libc::SIGKILL || termed != pid {
+                    // SAFETY: signalling our own child, whose pid the
+                    // supervisor clears once it has reaped it.
+                    unsafe { libc::kill(pid, signal) };
+                    termed = pid;
+                }
             }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let _ = thread.join();
     }
 }
 
@@ -512,12 +533,16 @@ pub fn ensure_accounts(config: &Config, secrets: &Secrets) -> anyhow::Result<Acc
             Registered::Created => {
                 created.push(format!("@{localpart}:{}", config.homeserver.server_name))
             }
-            Registered::AlreadyExists if new_password => bail!(
-                "the account @{localpart}:{} already exists but its password is not in {}: \
+            Registered::AlreadyExists if new_password => {
+                // Not this account's password: do not keep it.
+                let _ = std::fs::remove_file(secrets.path(secret));
+                bail!(
+                    "the account @{localpart}:{} already exists but its password is not in {}: \
                  restore that file, or remove the account from Synapse",
-                config.homeserver.server_name,
-                secrets.path(secret).display()
-            ),
+                    config.homeserver.server_name,
+                    secrets.path(secret).display()
+                )
+            }
             Registered::AlreadyExists => {}
         }
     }

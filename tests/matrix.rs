@@ -353,6 +353,29 @@ async fn the_owner_gets_a_streamed_encrypted_answer_and_strangers_get_nothing() 
     let room = owner.client.create_dm(&bot).await.expect("DM created");
     wait_joined(&room, &bot).await;
     assert!(room.latest_encryption_state().await.unwrap().is_encrypted());
+    // The bot made cross-signing keys, and signed its device with them, so
+    // clients can verify it.
+    let identity = owner
+        .client
+        .encryption()
+        .request_user_identity(&bot)
+        .await
+        .unwrap();
+    assert!(identity.is_some(), "the bot has no cross-signing identity");
+    let device = std::fs::read_to_string(data.join("matrix/session.json")).unwrap();
+    let device: serde_json::Value = serde_json::from_str(&device).unwrap();
+    let device_id: matrix_sdk::ruma::OwnedDeviceId = device["device_id"].as_str().unwrap().into();
+    let bot_device = owner
+        .client
+        .encryption()
+        .get_device(&bot, &device_id)
+        .await
+        .unwrap()
+        .expect("the bot's device is known");
+    assert!(
+        bot_device.is_cross_signed_by_owner(),
+        "the bot's device is not cross-signed"
+    );
     let question = send_text(&room, "What is the capital of France?").await;
     let reply = wait_answered(&daemon, &question).await;
     assert!(!reply.trim().is_empty());

@@ -83,8 +83,6 @@ pub struct Bot {
     db: Arc<Mutex<Connection>>,
     rooms: Mutex<HashMap<OwnedRoomId, mpsc::UnboundedSender<OwnedEventId>>>,
     started: Instant,
-    /// Undecryptable events waiting for their keys: (room, event, tries).
-    waiting_for_keys: Mutex<Vec<(OwnedRoomId, OwnedEventId, u32)>>,
 }
 
 const HELP: &str = "I am Hermit, a private assistant running on your own box. \
@@ -190,7 +188,6 @@ impl Bot {
             db: Arc::new(Mutex::new(db)),
             rooms: Mutex::new(HashMap::new()),
             started: Instant::now(),
-            waiting_for_keys: Mutex::new(Vec::new()),
         }))
     }
 
@@ -231,7 +228,7 @@ impl Bot {
         let keys = self.clone();
         tokio::spawn(async move { keys.retry_undecryptable().await });
         let mut backoff = Duration::from_secs(1);
-        loop {
+        'sync: loop {
             let token: Option<String> = self
                 .db
                 .lock()
@@ -240,7 +237,10 @@ impl Bot {
                     r.get(0)
                 })
                 .optional()?;
-            let mut sync = SyncSettings::default().timeout(Duration::from_secs(30));
+            let mut sync = SyncSettings::default()
+                .timeout(Duration::from_secs(30))
+                .filter(sync_filter());
+            let initial = token.is_none();
             if let Some(t) = token {
                 sync = sync.token(t);
             }
@@ -250,6 +250,17 @@ impl Bot {
                     r
                 }
                 Err(e) => {
+                    if matches!(
+                        e.client_api_error_kind(),
+                        Some(matrix_sdk::ruma::api::error::ErrorKind::UnknownToken { .. })
+                    ) {
+                        anyhow::bail!(
+                            "the homeserver no longer accepts the bot's session (its device was \
+                             deleted or logged out). Remove {} and restart: the bot logs in as a \
+                             new device",
+                            self.settings.dir.display()
+                        );
+                    }
                     tracing::warn!(error = %e, retry_in = ?backoff, "sync failed");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -270,9 +281,39 @@ impl Bot {
                 let Some(room) = self.client.get_room(room_id) else {
                     continue;
                 };
-                for event in &update.timeline.events {
-                    if let Some(id) = self.record(&room, event).await {
-                        new_events.push((room_id.clone(), id));
+                let mut events: Vec<TimelineEvent> = Vec::new();
+                // More happened than the sync returned: fetch the gap, so
+                // that nothing said while the bot was away is lost.
+                if update.timeline.limited
+                    && !initial
+                    && let Some(prev) = &update.timeline.prev_batch
+                {
+                    let mut options =
+                        matrix_sdk::room::MessagesOptions::backward().from(prev.as_str());
+                    options.limit = 100u32.into();
+                    match room.messages(options).await {
+                        Ok(page) => {
+                            tracing::info!(room = %room_id, events = page.chunk.len(), "fetched a gap in the timeline");
+                            events.extend(page.chunk.into_iter().rev());
+                        }
+                        Err(e) => {
+                            tracing::warn!(room = %room_id, error = %e, "cannot fetch a gap in the timeline; syncing again");
+                            tokio::time::sleep(backoff).await;
+                            continue 'sync;
+                        }
+                    }
+                }
+                events.extend(update.timeline.events.iter().cloned());
+                for event in &events {
+                    match self.record(&room, event, initial).await {
+                        Ok(Some(id)) => new_events.push((room_id.clone(), id)),
+                        Ok(None) => {}
+                        Err(e) => {
+                            // The token must not pass an event not recorded.
+                            tracing::error!(error = %format!("{e:#}"), "cannot record an incoming event; syncing again");
+                            tokio::time::sleep(backoff).await;
+                            continue 'sync;
+                        }
                     }
                 }
             }
@@ -331,26 +372,43 @@ impl Bot {
     }
 
     /// Records an incoming event in the journal if it is a message the bot
-    /// must answer. Returns its ID when it was newly recorded.
-    async fn record(&self, room: &Room, event: &TimelineEvent) -> Option<OwnedEventId> {
+    /// must answer. Returns its ID when it was newly recorded as pending.
+    /// In the first sync of a journal (`initial`), messages older than ten
+    /// minutes are recorded as skipped: a journal started over must not
+    /// answer a room's whole history.
+    async fn record(
+        &self,
+        room: &Room,
+        event: &TimelineEvent,
+        initial: bool,
+    ) -> anyhow::Result<Option<OwnedEventId>> {
         if event.kind.is_utd() {
-            let id = event.event_id()?;
-            if event.sender().as_deref().map(|s| s.as_str()) == Some(self.settings.bot_id.as_str())
-            {
-                return None;
+            let (Some(id), Some(sender)) = (event.event_id(), event.sender()) else {
+                return Ok(None);
+            };
+            if sender.as_str() == self.settings.bot_id || !self.allowed(sender.as_str()) {
+                return Ok(None);
             }
             tracing::warn!(room = %room.room_id(), event = %id, "cannot decrypt an event yet; keys requested, will retry");
-            self.waiting_for_keys
-                .lock()
-                .unwrap()
-                .push((room.room_id().to_owned(), id, 0));
-            return None;
+            // Kept in the journal, so that a restart retries it too.
+            self.db.lock().unwrap().execute(
+                "INSERT OR IGNORE INTO matrix_events
+                   (event_id, room_id, sender, body, epoch, origin_ts, received_at, status)
+                 VALUES (?1, ?2, ?3, '', 0, ?4, ?4, 'undecryptable')",
+                params![
+                    id.as_str(),
+                    room.room_id().as_str(),
+                    sender.as_str(),
+                    now_ms()
+                ],
+            )?;
+            return Ok(None);
         }
         let parsed = match event.raw().deserialize() {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(room = %room.room_id(), error = %e, "ignored a malformed event");
-                return None;
+                return Ok(None);
             }
         };
         let AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(
@@ -358,22 +416,22 @@ impl Bot {
         )) = parsed
         else {
             tracing::trace!(room = %room.room_id(), kind = %parsed.event_type(), "event type not handled");
-            return None;
+            return Ok(None);
         };
         let sender = msg.sender.to_string();
         if sender == self.settings.bot_id {
-            return None;
+            return Ok(None);
         }
         if matches!(
             msg.content.relates_to,
             Some(matrix_sdk::ruma::events::room::message::Relation::Replacement(_))
         ) {
             tracing::debug!(event = %msg.event_id, "edits of earlier messages are not answered");
-            return None;
+            return Ok(None);
         }
         if !self.allowed(&sender) {
             tracing::info!(room = %room.room_id(), %sender, "ignored a message from a sender who is not allowed");
-            return None;
+            return Ok(None);
         }
         let body = match &msg.content.msgtype {
             MessageType::Text(t) => t.body.clone(),
@@ -389,7 +447,7 @@ impl Bot {
         );
         if !direct && !self.mentioned(&msg.content, &body) {
             tracing::debug!(room = %room.room_id(), "group message without a mention: not answered");
-            return None;
+            return Ok(None);
         }
         let body = if direct {
             body
@@ -407,28 +465,30 @@ impl Bot {
             .ok()
             .flatten()
             .unwrap_or(0);
+        let origin_ts = i64::from(msg.origin_server_ts.0);
+        let stale = initial && origin_ts < now_ms() - 10 * 60 * 1000;
+        if stale {
+            tracing::info!(event = %msg.event_id, "an old message in the first sync: recorded, not answered");
+        }
         let inserted = db.execute(
             "INSERT OR IGNORE INTO matrix_events
-               (event_id, room_id, sender, body, epoch, origin_ts, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+               (event_id, room_id, sender, body, epoch, origin_ts, received_at, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 msg.event_id.as_str(),
                 room.room_id().as_str(),
                 sender,
                 body,
                 epoch,
-                i64::from(msg.origin_server_ts.0),
+                origin_ts,
                 now_ms(),
+                if stale { "skipped" } else { "pending" },
             ],
         );
-        match inserted {
-            Ok(1) => Some(msg.event_id.clone()),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot record an incoming event");
-                None
-            }
-        }
+        Ok(match inserted? {
+            1 if !stale => Some(msg.event_id.clone()),
+            _ => None,
+        })
     }
 
     fn mentioned(
@@ -478,11 +538,21 @@ impl Bot {
         let mut conversation: Option<(i64, Conversation)> = None;
         while let Some(event_id) = events.recv().await {
             if let Err(e) = self.answer(&room_id, &event_id, &mut conversation).await {
-                tracing::error!(room = %room_id, event = %event_id, error = %format!("{e:#}"), "could not answer");
-                let _ = self.db.lock().unwrap().execute(
-                    "UPDATE matrix_events SET status = 'failed', answered_at = ?2 WHERE event_id = ?1",
-                    params![event_id.as_str(), now_ms()],
-                );
+                let joined = self
+                    .client
+                    .get_room(&room_id)
+                    .is_some_and(|r| r.state() == RoomState::Joined);
+                if joined {
+                    // A transport error (Synapse restarting, Hermit
+                    // stopping): left pending, answered at the next start.
+                    tracing::error!(room = %room_id, event = %event_id, error = %format!("{e:#}"), "could not answer; it stays pending");
+                } else {
+                    tracing::error!(room = %room_id, event = %event_id, error = %format!("{e:#}"), "could not answer: the bot is not in the room");
+                    let _ = self.db.lock().unwrap().execute(
+                        "UPDATE matrix_events SET status = 'failed', answered_at = ?2 WHERE event_id = ?1",
+                        params![event_id.as_str(), now_ms()],
+                    );
+                }
             }
         }
     }
@@ -550,16 +620,39 @@ impl Bot {
             self.command(room_id, body.trim(), conversation)
         };
         if let Some(text) = canned {
-            reply.send(&text).await?;
+            reply.finish(&text).await?;
             self.finish(event_id, &text, received, received, None)?;
             return Ok(());
         }
-        // The room's conversation, rebuilt from the journal if needed.
+        // The room's conversation in force now (a `!new` may have come
+        // after this message arrived), rebuilt from the journal if needed.
+        let epoch = {
+            let db = self.db.lock().unwrap();
+            let now: i64 = db
+                .query_row(
+                    "SELECT epoch FROM matrix_rooms WHERE room_id = ?1",
+                    [room_id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            if now != epoch {
+                db.execute(
+                    "UPDATE matrix_events SET epoch = ?2 WHERE event_id = ?1",
+                    params![event_id.as_str(), now],
+                )?;
+            }
+            now
+        };
         if conversation.as_ref().map(|(e, _)| *e) != Some(epoch) {
             *conversation = Some((epoch, self.restore(room_id, epoch)?));
         }
         let conv = &mut conversation.as_mut().expect("set above").1;
-        let _ = room.typing_notice(true).await;
+        // Not awaited: the turn need not wait for the typing notice.
+        let typing = room.clone();
+        tokio::spawn(async move {
+            let _ = typing.typing_notice(true).await;
+        });
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let cancel = Arc::new(AtomicBool::new(false));
         let agent = self.agent.clone();
@@ -588,7 +681,12 @@ impl Bot {
             // At most one edit per interval, and a bounded number of them.
             let due = last_edit.is_none_or(|t| t.elapsed() >= self.settings.edit_interval);
             if due && edits < self.settings.max_edits && !text.trim().is_empty() {
-                reply.send(&format!("{} …", text.trim_end())).await?;
+                let shown = chunks(text.trim_end(), MAX_MESSAGE_TEXT)[0];
+                // A failed edit is not the end of the answer: the next one,
+                // or the final one, carries the text.
+                if let Err(e) = reply.send(&format!("{shown} …")).await {
+                    tracing::warn!(error = %format!("{e:#}"), "a streamed edit failed");
+                }
                 edits += 1;
                 last_edit = Some(Instant::now());
                 first_edit_at.get_or_insert_with(Instant::now);
@@ -597,7 +695,10 @@ impl Bot {
         while let Ok(t) = rx.try_recv() {
             text.push_str(&t);
         }
-        let _ = room.typing_notice(false).await;
+        let typing = room.clone();
+        tokio::spawn(async move {
+            let _ = typing.typing_notice(false).await;
+        });
         let (final_text, stats) = match outcome {
             Ok(o) => {
                 let mut t = o.reply.trim().to_string();
@@ -614,7 +715,7 @@ impl Bot {
             }
             Err(e) => (format!("Sorry, I could not answer: {e}"), None),
         };
-        reply.send(&final_text).await?;
+        reply.finish(&final_text).await?;
         let first = first_edit_at.unwrap_or_else(Instant::now);
         self.finish(event_id, &final_text, received, first, stats.as_ref())?;
         Ok(())
@@ -712,35 +813,52 @@ impl Bot {
         Ok(conv)
     }
 
-    /// Events that could not be decrypted are fetched again as their keys
-    /// may have arrived (the SDK asks the sender's devices for them), every
-    /// few seconds, for about two minutes.
+    /// Events that could not be decrypted (kept in the journal as
+    /// `undecryptable`) are fetched again, as their keys may have arrived
+    /// (the SDK asks the sender's devices for them): every 5 seconds during
+    /// the two minutes after they arrived, and once after each start.
     async fn retry_undecryptable(self: Arc<Self>) {
+        let mut first = true;
         loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            let waiting: Vec<_> = std::mem::take(&mut *self.waiting_for_keys.lock().unwrap());
-            for (room_id, event_id, tries) in waiting {
+            let waiting: Vec<(String, String)> = {
+                let db = self.db.lock().unwrap();
+                db.prepare(
+                    "SELECT room_id, event_id FROM matrix_events
+                     WHERE status = 'undecryptable' AND (?2 OR received_at > ?1 - 120000)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![now_ms(), first], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .unwrap_or_default()
+            };
+            first = false;
+            for (room_id, event_id) in waiting {
+                let (Ok(room_id), Ok(event_id)) = (
+                    OwnedRoomId::try_from(room_id),
+                    OwnedEventId::try_from(event_id),
+                ) else {
+                    continue;
+                };
                 let Some(room) = self.client.get_room(&room_id) else {
                     continue;
                 };
-                match room.event(&event_id, None).await {
-                    Ok(event) if !event.kind.is_utd() => {
-                        tracing::info!(event = %event_id, "decrypted after the keys arrived");
-                        if let Some(id) = self.record(&room, &event).await {
-                            self.dispatch(room_id, id);
-                        }
-                    }
-                    _ if tries < 24 => {
-                        self.waiting_for_keys
-                            .lock()
-                            .unwrap()
-                            .push((room_id, event_id, tries + 1))
-                    }
-                    _ => {
-                        tracing::warn!(event = %event_id, "gave up on an event that cannot be decrypted")
+                if let Ok(event) = room.event(&event_id, None).await
+                    && !event.kind.is_utd()
+                {
+                    tracing::info!(event = %event_id, "decrypted after its keys arrived");
+                    let _ = self.db.lock().unwrap().execute(
+                        "DELETE FROM matrix_events WHERE event_id = ?1 AND status = 'undecryptable'",
+                        [event_id.as_str()],
+                    );
+                    match self.record(&room, &event, false).await {
+                        Ok(Some(id)) => self.dispatch(room_id, id),
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(error = %e, "cannot record a decrypted event"),
                     }
                 }
             }
+            tokio::time::sleep(Duration::from_secs(5)).await;
         }
     }
 }
@@ -755,6 +873,23 @@ struct Outgoing<'a> {
 }
 
 impl Outgoing<'_> {
+    /// The final text: the first part in the reply message, and what does
+    /// not fit in one event as further messages.
+    async fn finish(&mut self, text: &str) -> anyhow::Result<()> {
+        let parts = chunks(text, MAX_MESSAGE_TEXT);
+        self.send(parts[0]).await?;
+        for (n, part) in parts.iter().enumerate().skip(1) {
+            let txn: OwnedTransactionId =
+                format!("hermit-reply-{}-{n}", txn_part(&self.answers)).into();
+            self.room
+                .send(RoomMessageEventContent::text_markdown(*part))
+                .with_transaction_id(txn)
+                .await
+                .context("cannot send the rest of the reply")?;
+        }
+        Ok(())
+    }
+
     async fn send(&mut self, text: &str) -> anyhow::Result<()> {
         match &self.first {
             None => {
@@ -788,6 +923,41 @@ impl Outgoing<'_> {
         }
         Ok(())
     }
+}
+
+/// Up to 50 timeline events per room and sync (Synapse's default is 10);
+/// a longer gap is fetched with `/messages`.
+fn sync_filter() -> matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter {
+    let mut def = matrix_sdk::ruma::api::client::filter::FilterDefinition::default();
+    def.room.timeline.limit = Some(50u32.into());
+    matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter::FilterDefinition(def)
+}
+
+/// Text per message: an edit carries it four times (plain and HTML, new
+/// content and fallback) and encryption adds a third, within Synapse's
+/// 64 KiB event limit.
+const MAX_MESSAGE_TEXT: usize = 8000;
+
+/// `text` cut into parts of at most `max` bytes, at a line break when there
+/// is one, else at a character boundary. Never empty.
+fn chunks(text: &str, max: usize) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if let Some(nl) = rest[..cut].rfind('\n')
+            && nl > max / 2
+        {
+            cut = nl + 1;
+        }
+        parts.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    parts.push(rest);
+    parts
 }
 
 /// A transaction-ID-safe form of an event ID.
@@ -828,7 +998,9 @@ fn strip_mention(body: &str, bot_id: &str) -> String {
         .unwrap_or_default();
     let t = body.trim_start();
     for prefix in [bot_id, local] {
-        if t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        if t.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        {
             let rest = t[prefix.len()..].trim_start_matches([':', ',', ' ']);
             if !rest.is_empty() {
                 return rest.to_string();
@@ -850,6 +1022,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn long_replies_are_cut_into_messages_that_fit() {
+        assert_eq!(chunks("short", 10), vec!["short"]);
+        let text = "é".repeat(10);
+        let parts = chunks(&text, 5);
+        assert!(parts.iter().all(|p| p.len() <= 5 && !p.is_empty()));
+        assert_eq!(parts.concat(), text);
+        let lines = "line one\nline two\nline three";
+        assert_eq!(
+            chunks(lines, 12),
+            vec!["line one\n", "line two\n", "line three"]
+        );
+    }
+
+    #[test]
     fn a_leading_mention_is_not_part_of_the_question() {
         assert_eq!(
             strip_mention("hermit: what time is it?", "@hermit:box"),
@@ -857,5 +1043,10 @@ mod tests {
         );
         assert_eq!(strip_mention("@hermit:box, hello", "@hermit:box"), "hello");
         assert_eq!(strip_mention("ask hermit", "@hermit:box"), "ask hermit");
+        // Not a byte index inside a character.
+        assert_eq!(
+            strip_mention("Привет hermit", "@hermit:box"),
+            "Привет hermit"
+        );
     }
 }
