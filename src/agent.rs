@@ -3,11 +3,13 @@
 //!
 //! A turn: append the user's message; generate (tools offered through the
 //! chat template, a tool call constrained by a grammar); if the model calls
-//! a tool, run it through [`Toolbox::call`] (the one decision point) on a
-//! blocking thread, append the call and its result, and generate again;
-//! within a bound on tool steps and on the turn's time. Memory recall,
-//! provenance and approvals join here as they are built. The agent knows
-//! nothing of the channel a message came from, nor of llama.cpp.
+//! a tool, ask the decision point ([`Toolbox::check`]), wait for the owner's
+//! approval when it asks, run the call on a blocking thread, append the
+//! call and its result (with its origin: untrusted output is fenced in the
+//! prompt and taints the conversation), and generate again; within a bound
+//! on tool steps and on the turn's time (time waiting for the owner does
+//! not count). A `!stop` cancels the turn. The agent knows nothing of the
+//! channel a message came from, nor of llama.cpp.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,23 +22,66 @@ use crate::inference::{
     GenerationStats, InferenceError, Role, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, TemplateToolCall,
 };
 use crate::tools::{ToolCall, Toolbox};
+use crate::trust::Trust;
+use crate::trust::approvals::{ApprovalRequest, Outcome};
+use crate::trust::policy::{CallContext, Principal, Verdict};
+use crate::trust::provenance::{Origin, fence};
 
 static NEXT_CONVERSATION: AtomicU64 = AtomicU64::new(1);
 
-/// One conversation: its history and its KV cache in the engine.
+/// One conversation: its history (each message with its origin) and its
+/// KV cache in the engine.
 pub struct Conversation {
     id: u64,
     system_prompt: String,
     messages: Vec<ChatMessage>,
+    origins: Vec<Origin>,
+    /// Who the next turn is for; `None`: the owner at the box.
+    pub principal: Option<Principal>,
+    /// The conversation's name in approvals ("matrix:!room:box:0").
+    pub key: String,
+    /// Where its approvals may be decided (a room ID, or "local").
+    pub place: String,
+    /// The first untrusted source that entered this conversation; it
+    /// stays tainted until a new conversation starts.
+    pub taint: Option<String>,
 }
 
 impl Conversation {
     pub fn new(system_prompt: impl Into<String>) -> Self {
+        let id = NEXT_CONVERSATION.fetch_add(1, Ordering::Relaxed);
         Self {
-            id: NEXT_CONVERSATION.fetch_add(1, Ordering::Relaxed),
+            id,
             system_prompt: system_prompt.into(),
             messages: Vec::new(),
+            origins: Vec::new(),
+            principal: None,
+            key: format!("local:{}:{id}", std::process::id()),
+            place: "local".into(),
+            taint: None,
         }
+    }
+
+    /// The untrusted source in this conversation for a turn of
+    /// `principal` (another person's words count too), if any.
+    pub fn taint_for(&self, principal: &str, owner: &str) -> Option<String> {
+        if let Some(t) = &self.taint {
+            return Some(t.clone());
+        }
+        self.origins
+            .iter()
+            .find(|o| !o.trusted_for(principal, owner))
+            .map(|o| o.label())
+    }
+
+    /// Adds a message with its origin; untrusted origins other than
+    /// people's words taint the conversation.
+    pub fn push_from(&mut self, message: ChatMessage, origin: Origin) {
+        if self.taint.is_none() && !matches!(origin, Origin::Typed(_) | Origin::Assistant) {
+            self.taint = Some(origin.label());
+        }
+        self.messages.push(message);
+        self.origins.push(origin);
     }
 
     pub fn id(&self) -> u64 {
@@ -47,10 +92,20 @@ impl Conversation {
         &self.messages
     }
 
-    /// Adds a message to the history without generating (e.g. history
-    /// restored from storage, or a benchmark's fixed history).
+    /// Adds a message to the history without generating (e.g. a
+    /// benchmark's fixed history): the user's words are the principal's.
     pub fn push(&mut self, message: ChatMessage) {
+        let origin = match message.role {
+            Role::User => Origin::Typed(
+                self.principal
+                    .as_ref()
+                    .map(|p| p.id.clone())
+                    .unwrap_or_default(),
+            ),
+            _ => Origin::Assistant,
+        };
         self.messages.push(message);
+        self.origins.push(origin);
     }
 
     fn request(&self, options: GenerateOptions, tools: Option<&ToolOffer>) -> GenerateRequest {
@@ -63,7 +118,21 @@ impl Conversation {
         if !system.is_empty() {
             messages.push(ChatMessage::new(Role::System, system));
         }
-        messages.extend(self.messages.iter().cloned());
+        // Untrusted text reaches the model fenced and labelled.
+        messages.extend(
+            self.messages
+                .iter()
+                .zip(&self.origins)
+                .map(|(m, o)| match o {
+                    Origin::Typed(_) | Origin::Assistant => m.clone(),
+                    untrusted if m.role == Role::User || m.role == Role::Tool => {
+                        let mut m = m.clone();
+                        m.content = fence(untrusted, &m.content);
+                        m
+                    }
+                    _ => m.clone(),
+                }),
+        );
         GenerateRequest {
             conversation: self.id,
             messages,
@@ -85,7 +154,7 @@ impl Conversation {
         user_text: &str,
         options: GenerateOptions,
     ) -> Generation {
-        self.messages.push(ChatMessage::new(Role::User, user_text));
+        self.push(ChatMessage::new(Role::User, user_text));
         engine.generate(self.request(options, None))
     }
 
@@ -93,8 +162,10 @@ impl Conversation {
     /// the history matches what the owner saw).
     pub fn finish_turn(&mut self, reply: &str) {
         if !reply.is_empty() {
-            self.messages
-                .push(ChatMessage::new(Role::Assistant, reply.trim_end()));
+            self.push_from(
+                ChatMessage::new(Role::Assistant, reply.trim_end()),
+                Origin::Assistant,
+            );
         }
     }
 
@@ -139,6 +210,9 @@ pub enum TurnEvent {
         ok: bool,
         content: String,
     },
+    /// A call waits for the owner's approval: `text` says exactly what
+    /// will run; the owner answers with `code`.
+    Approval { code: String, text: String },
 }
 
 /// How a turn ended.
@@ -158,6 +232,8 @@ pub struct TurnOutcome {
 pub struct Agent {
     pub engine: Engine,
     toolbox: Option<Arc<Toolbox>>,
+    /// The trust layer (the toolbox's): stop switch, approvals, audit.
+    pub trust: Option<Arc<Trust>>,
     offer: Option<ToolOffer>,
     pub max_tool_steps: u32,
     pub turn_timeout: Duration,
@@ -180,8 +256,10 @@ impl Agent {
             }
             None => None,
         };
+        let trust = toolbox.as_ref().map(|t| t.trust.clone());
         Ok(Self {
             engine,
+            trust,
             toolbox: toolbox.map(Arc::new),
             offer,
             max_tool_steps,
@@ -189,8 +267,16 @@ impl Agent {
         })
     }
 
+    /// The trust layer even without tools: the stop switch then still
+    /// halts turns.
+    pub fn with_trust(mut self, trust: Arc<Trust>) -> Self {
+        self.trust = Some(trust);
+        self
+    }
+
     /// Runs one turn: the user's message, tool calls, the reply.
-    /// `cancel` stops it (the current generation ends at its next token).
+    /// `cancel` stops it (the current generation ends at its next token),
+    /// as does the owner's `!stop`.
     pub async fn turn(
         &self,
         conv: &mut Conversation,
@@ -198,8 +284,30 @@ impl Agent {
         mut on_event: impl FnMut(TurnEvent),
         cancel: Arc<AtomicBool>,
     ) -> Result<TurnOutcome, InferenceError> {
-        let started = Instant::now();
-        conv.messages.push(ChatMessage::new(Role::User, user_text));
+        let mut started = Instant::now();
+        let _registered = self.trust.as_ref().map(|t| t.halt.register(cancel.clone()));
+        if let Some(trust) = &self.trust
+            && let Some(by) = trust.halt.halted_by()
+        {
+            return Ok(TurnOutcome {
+                reply: String::new(),
+                tool_calls: 0,
+                stats: None,
+                cancelled: true,
+                limited: Some(format!(
+                    "Hermit is stopped (by {by}); nothing runs until the owner sends !resume"
+                )),
+            });
+        }
+        let principal = match (&conv.principal, &self.trust) {
+            (Some(p), _) => p.clone(),
+            (None, Some(t)) => t.local_owner(),
+            (None, None) => Principal::local_owner(""),
+        };
+        conv.push_from(
+            ChatMessage::new(Role::User, user_text),
+            Origin::Typed(principal.id.clone()),
+        );
         let mut tool_calls = 0usize;
         loop {
             let mut generation = self.engine.generate_with_cancel(
@@ -277,29 +385,46 @@ impl Agent {
             });
             tool_calls += 1;
             on_event(TurnEvent::ToolCall(call.clone()));
-            conv.messages.push(ChatMessage::tool_call(
-                before.trim(),
-                TemplateToolCall {
-                    name: call.name.clone(),
-                    arguments: call.arguments.clone(),
-                },
-            ));
-            let (ok, content) = if repeated {
+            conv.push_from(
+                ChatMessage::tool_call(
+                    before.trim(),
+                    TemplateToolCall {
+                        name: call.name.clone(),
+                        arguments: call.arguments.clone(),
+                    },
+                ),
+                Origin::Assistant,
+            );
+            let toolbox = self.toolbox.clone().expect("checked above");
+            let (ok, content, origin) = if repeated {
                 (
                     false,
                     "This exact call was already made in this conversation; its result is above. \
                      Use it and answer the user now, in plain words."
                         .to_string(),
+                    Origin::Assistant,
                 )
             } else {
-                let toolbox = self.toolbox.clone().expect("checked above");
-                let for_tool = call.clone();
-                let result = tokio::task::spawn_blocking(move || toolbox.call(&for_tool))
-                    .await
-                    .map_err(|_| InferenceError::EngineStopped)?;
-                match result {
-                    Ok(out) => (out.ok, out.content),
-                    Err(e) => (false, format!("error: {e}")),
+                match self
+                    .decide_and_run(&toolbox, conv, &principal, &call, &mut on_event, &cancel)
+                    .await?
+                {
+                    Step::Ran(ok, content, origin) => (ok, content, origin),
+                    Step::Waited(waited, ok, content, origin) => {
+                        // Time spent waiting for the owner is not the turn's.
+                        started += waited;
+                        (ok, content, origin)
+                    }
+                    Step::Cancelled => {
+                        conv.finish_turn(before.trim());
+                        return Ok(TurnOutcome {
+                            reply: before,
+                            tool_calls,
+                            stats: Some(stats),
+                            cancelled: true,
+                            limited: None,
+                        });
+                    }
                 }
             };
             tracing::debug!(tool = %call.name, ok, %content, "tool result");
@@ -308,9 +433,150 @@ impl Agent {
                 ok,
                 content: content.clone(),
             });
-            conv.messages.push(ChatMessage::new(Role::Tool, content));
+            conv.push_from(ChatMessage::new(Role::Tool, content), origin);
         }
     }
+
+    /// The decision point, the owner's approval when it asks, and the
+    /// call itself (on a blocking thread).
+    async fn decide_and_run(
+        &self,
+        toolbox: &Arc<Toolbox>,
+        conv: &Conversation,
+        principal: &Principal,
+        call: &ToolCall,
+        on_event: &mut impl FnMut(TurnEvent),
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<Step, InferenceError> {
+        let trust = &toolbox.trust;
+        let ctx = CallContext {
+            taint: conv.taint_for(&principal.id, trust.owner()),
+            ..Default::default()
+        };
+        let checked = match toolbox.check(call, principal, &ctx) {
+            Ok(c) => c,
+            Err(e) => return Ok(Step::Ran(false, format!("error: {e}"), Origin::Assistant)),
+        };
+        let mut waited = None;
+        match checked.decision.verdict {
+            Verdict::Deny => {
+                return Ok(Step::Ran(
+                    false,
+                    format!("refused by Hermit's policy: {}", checked.decision.reason),
+                    Origin::Assistant,
+                ));
+            }
+            Verdict::Allow => {}
+            Verdict::Ask => {
+                let request = ApprovalRequest {
+                    tool: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                    effects: checked.effects.clone(),
+                    conversation: conv.key.clone(),
+                    requester: principal.id.clone(),
+                    place: conv.place.clone(),
+                    taint: ctx.taint.clone(),
+                    reason: checked.decision.reason.clone(),
+                };
+                let code = match trust.approvals.request(&request) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        return Ok(Step::Ran(
+                            false,
+                            format!("error: cannot ask the owner: {e}"),
+                            Origin::Assistant,
+                        ));
+                    }
+                };
+                trust.audit.record(
+                    "approval.request",
+                    &principal.id,
+                    serde_json::json!({
+                        "code": code, "tool": call.name, "arguments": call.arguments,
+                        "effects": checked.effects, "conversation": conv.key,
+                        "place": conv.place, "taint": ctx.taint,
+                    }),
+                );
+                let text = crate::trust::approvals::describe(&request, &code, trust.approvals.ttl);
+                on_event(TurnEvent::Approval {
+                    code: code.clone(),
+                    text,
+                });
+                let asked = Instant::now();
+                let outcome = trust.approvals.wait(&code, cancel).await;
+                waited = Some(asked.elapsed());
+                let denied =
+                    |why: String| Ok(Step::Waited(asked.elapsed(), false, why, Origin::Assistant));
+                match outcome {
+                    Outcome::Cancelled => return Ok(Step::Cancelled),
+                    Outcome::Denied(by) => {
+                        return denied(format!(
+                            "the owner ({by}) denied this call; do not try it again, tell the user"
+                        ));
+                    }
+                    Outcome::Expired => {
+                        return denied(
+                            "no approval came before the request expired; the call did not run"
+                                .into(),
+                        );
+                    }
+                    Outcome::Approved(by) => {
+                        let hash = crate::trust::approvals::binding(
+                            &call.name,
+                            &call.arguments,
+                            &conv.key,
+                            &principal.id,
+                        );
+                        if !trust.approvals.consume(&code, &hash) {
+                            trust.audit.record(
+                                "approval.mismatch",
+                                &by,
+                                serde_json::json!({"code": code, "tool": call.name}),
+                            );
+                            return denied(
+                                "the approval does not match this exact call; it did not run"
+                                    .into(),
+                            );
+                        }
+                        trust.audit.record(
+                            "approval.used",
+                            &by,
+                            serde_json::json!({"code": code, "tool": call.name}),
+                        );
+                    }
+                }
+                // Stopped while waiting: the approval does not outlive it.
+                if trust.halt.is_halted() {
+                    return Ok(Step::Cancelled);
+                }
+            }
+        }
+        let origin = toolbox
+            .get(&call.name)
+            .and_then(|t| t.output_origin(&call.arguments))
+            .unwrap_or(Origin::Assistant);
+        let for_tool = call.clone();
+        let tb = toolbox.clone();
+        let result = tokio::task::spawn_blocking(move || tb.run_checked(&for_tool))
+            .await
+            .map_err(|_| InferenceError::EngineStopped)?;
+        let (ok, content, origin) = match result {
+            Ok(out) => (out.ok, out.content, origin),
+            Err(e) => (false, format!("error: {e}"), Origin::Assistant),
+        };
+        Ok(match waited {
+            Some(w) => Step::Waited(w, ok, content, origin),
+            None => Step::Ran(ok, content, origin),
+        })
+    }
+}
+
+/// How a tool step ended.
+enum Step {
+    Ran(bool, String, Origin),
+    /// After waiting this long for the owner.
+    Waited(Duration, bool, String, Origin),
+    Cancelled,
 }
 
 /// How much of `text` is reply rather than (the start of) a tool call.

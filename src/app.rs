@@ -51,7 +51,7 @@ pub fn init_logging() {
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::trust::redact::RedactingStderr)
         .without_time()
         .try_init();
 }
@@ -64,9 +64,10 @@ pub fn init_daemon_logging(json: bool) {
             "info,llama-cpp-2=error,matrix_sdk=warn,matrix_sdk::http_client=off,matrix_sdk_crypto=error,matrix_sdk_base=warn,matrix_sdk_sqlite=warn",
         )
     });
+    // Every line passes the redaction filter (secrets, tokens).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(crate::trust::redact::RedactingStderr);
     let _ = if json {
         builder.json().try_init()
     } else {
@@ -666,17 +667,28 @@ fn ensure_data_dir(config: &Config) -> anyhow::Result<PathBuf> {
 
 fn toolbox(config: &Config) -> anyhow::Result<crate::tools::Toolbox> {
     ensure_data_dir(config)?;
+    let trust = std::sync::Arc::new(crate::trust::Trust::open(config)?);
+    toolbox_with(config, trust)
+}
+
+fn toolbox_with(
+    config: &Config,
+    trust: std::sync::Arc<crate::trust::Trust>,
+) -> anyhow::Result<crate::tools::Toolbox> {
     let sandbox = crate::sandbox::Sandbox::current()?;
-    Ok(crate::tools::Toolbox::builtin(crate::tools::ToolContext {
-        workspace: config.workspace(),
-        data_dir: config.data_dir(),
-        sandbox,
-        limits: config.sandbox.limits.clone(),
-        allow_weaker: config.sandbox.allow_weaker,
-        network: config.sandbox.network,
-        fetch: config.fetch.clone(),
-        timezone: config.agent.timezone.clone(),
-    }))
+    Ok(crate::tools::Toolbox::builtin(
+        crate::tools::ToolContext {
+            workspace: config.workspace(),
+            data_dir: config.data_dir(),
+            sandbox,
+            limits: config.sandbox.limits.clone(),
+            allow_weaker: config.sandbox.allow_weaker,
+            network: config.sandbox.network,
+            fetch: config.fetch.clone(),
+            timezone: config.agent.timezone.clone(),
+        },
+        trust,
+    ))
 }
 
 pub fn tools_list(global: &Global, json: bool) -> anyhow::Result<()> {
@@ -907,21 +919,36 @@ pub fn up(global: &Global) -> anyhow::Result<()> {
         if !accounts.created.is_empty() {
             print_connect(&config, &secrets, &accounts);
         }
+        // The trust layer, once every secret exists (the redaction filter
+        // learns their values).
+        let trust = std::sync::Arc::new(crate::trust::Trust::open(&config)?);
+        let stale = trust.approvals.expire_all_pending();
+        if stale > 0 {
+            tracing::info!(count = stale, "approval requests of the last run expired");
+        }
+        trust.record_config(&config);
+        trust.audit.record("start", "hermit", serde_json::json!({"version": env!("CARGO_PKG_VERSION")}));
+        if let Some(by) = trust.halt.halted_by() {
+            tracing::warn!(%by, "Hermit is stopped: nothing runs until the owner sends !resume");
+        }
         let c = config.clone();
         let engine = tokio::task::spawn_blocking(move || start_engine(&c)).await??;
         let toolbox = if config.agent.tools {
-            Some(toolbox(&config)?)
+            Some(toolbox_with(&config, trust.clone())?)
         } else {
             None
         };
-        let agent = std::sync::Arc::new(crate::agent::Agent::new(
-            engine,
-            toolbox,
-            config.agent.max_tool_steps,
-            std::time::Duration::from_secs(config.agent.turn_timeout_seconds),
-        )?);
+        let agent = std::sync::Arc::new(
+            crate::agent::Agent::new(
+                engine,
+                toolbox,
+                config.agent.max_tool_steps,
+                std::time::Duration::from_secs(config.agent.turn_timeout_seconds),
+            )?
+            .with_trust(trust.clone()),
+        );
         let settings = crate::channels::matrix::BotSettings::from_config(&config);
-        let bot = crate::channels::matrix::Bot::connect(settings, &secrets, agent.clone()).await?;
+        let bot = crate::channels::matrix::Bot::connect(settings, &secrets, agent.clone(), trust.clone()).await?;
         let control = crate::control::Server::bind(&data, agent.clone(), bot.clone(), url.clone())?;
         tracing::info!(
             bot = %accounts.bot_id,
@@ -997,4 +1024,266 @@ pub fn bench_matrix(global: &Global, json: bool, runs: usize) -> anyhow::Result<
         }
         Ok(())
     })
+}
+
+/// `hermit approvals list [--all] [--json]`.
+pub fn approvals_list(global: &Global, all: bool, json: bool) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    ensure_data_dir(&config)?;
+    let trust = crate::trust::Trust::open(&config)?;
+    let rows = trust.approvals.list(all)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!(
+            "{}",
+            if all {
+                "no approval requests"
+            } else {
+                "no pending approval requests"
+            }
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    for r in rows {
+        let left = (r.expires_at - now) / 1000;
+        println!(
+            "{}  {}  {}  {}\n    for {} in {}{}\n    arguments: {}",
+            r.code,
+            r.status,
+            r.tool,
+            r.effects,
+            r.requester,
+            r.place,
+            if r.status == "pending" {
+                format!(", expires in {left} s")
+            } else {
+                String::new()
+            },
+            crate::trust::redact::redact(&r.arguments.to_string()),
+        );
+        if let Some(t) = &r.taint {
+            println!("    after untrusted text: {t}");
+        }
+    }
+    Ok(())
+}
+
+/// `hermit approvals approve|deny CODE`: the owner at the box decides.
+/// The waiting turn (in the daemon or in a `hermit chat`) sees it within
+/// a fraction of a second.
+pub fn approvals_decide(global: &Global, code: &str, approve: bool) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    ensure_data_dir(&config)?;
+    let trust = crate::trust::Trust::open(&config)?;
+    let who = crate::trust::approvals::Decider {
+        user: trust.owner().to_string(),
+        is_owner: true,
+        place: None,
+        verified: None,
+    };
+    match trust.approvals.decide(code, &who, approve) {
+        Ok(row) => {
+            trust.audit.record(
+                if approve {
+                    "approval.approve"
+                } else {
+                    "approval.deny"
+                },
+                trust.owner(),
+                serde_json::json!({"code": row.code, "tool": row.tool, "via": "command line"}),
+            );
+            println!(
+                "{} {}: {} {}",
+                if approve { "approved" } else { "denied" },
+                row.code,
+                row.tool,
+                crate::trust::redact::redact(&row.arguments.to_string())
+            );
+            Ok(())
+        }
+        Err(why) => {
+            trust.audit.record(
+                "approval.ignored",
+                trust.owner(),
+                serde_json::json!({"code": code, "why": why, "via": "command line"}),
+            );
+            anyhow::bail!("{why}")
+        }
+    }
+}
+
+/// `hermit stop-all`: through the running daemon (which halts its turns
+/// and tool processes at once), and in the database in any case, so a
+/// daemon started later starts stopped.
+pub fn stop_all(global: &Global) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let data = ensure_data_dir(&config)?;
+    let rt = runtime()?;
+    let via_daemon = rt.block_on(async {
+        let mut client = crate::control::connect(&data).await?;
+        client
+            .request(&crate::control::Request::StopAll)
+            .await
+            .ok()?;
+        client.next().await.ok()
+    });
+    let trust = crate::trust::Trust::open(&config)?;
+    match via_daemon {
+        Some(v) if v["event"] == "stopped" => println!(
+            "stopped: {} running turn(s) and {} tool process(es) halted; nothing runs until `hermit resume` or !resume",
+            v["data"]["turns"], v["data"]["processes"]
+        ),
+        _ => {
+            let (turns, processes) = trust.halt.stop(trust.owner())?;
+            trust.audit.record(
+                "stop",
+                trust.owner(),
+                serde_json::json!({"turns": turns, "processes": processes, "via": "command line"}),
+            );
+            println!(
+                "stopped (no daemon was running); nothing runs until `hermit resume` or !resume"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `hermit resume`.
+pub fn resume(global: &Global) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    ensure_data_dir(&config)?;
+    let trust = crate::trust::Trust::open(&config)?;
+    trust.halt.resume()?;
+    trust.audit.record(
+        "resume",
+        trust.owner(),
+        serde_json::json!({"via": "command line"}),
+    );
+    println!("resumed");
+    Ok(())
+}
+
+fn audit_db(config: &Config) -> anyhow::Result<rusqlite::Connection> {
+    let path = config.data_dir().join("hermit.db");
+    anyhow::ensure!(path.exists(), "there is no database at {}", path.display());
+    Ok(crate::db::open(&path)?)
+}
+
+/// `hermit audit verify [--json]`: false when the chain is broken.
+pub fn audit_verify(global: &Global, json: bool) -> anyhow::Result<bool> {
+    let config = global.load_config()?;
+    let db = audit_db(&config)?;
+    let v = crate::trust::audit::verify(&db, &config.data_dir())?;
+    if json {
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        match &v.problem {
+            None => println!("audit log intact: {} entries, chain verified", v.entries),
+            Some(p) => println!("audit log BROKEN: {p}"),
+        }
+    }
+    Ok(v.problem.is_none())
+}
+
+fn print_entry(e: &crate::trust::audit::Entry) {
+    let when = jiff::Timestamp::from_millisecond(e.ts)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_default();
+    println!(
+        "{:>6}  {when}  {:<18} {:<28} {}",
+        e.seq, e.kind, e.actor, e.data
+    );
+}
+
+/// `hermit audit tail [-n N] [-f]`.
+pub fn audit_tail(global: &Global, n: i64, follow: bool) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let db = audit_db(&config)?;
+    let entries = crate::trust::audit::tail(&db, n)?;
+    let mut last = 0;
+    for e in &entries {
+        print_entry(e);
+        last = e.seq;
+    }
+    if !follow {
+        return Ok(());
+    }
+    use std::io::Write;
+    loop {
+        std::io::stdout().flush()?;
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        for e in crate::trust::audit::entries_after(&db, last, 1000)? {
+            print_entry(&e);
+            last = e.seq;
+        }
+    }
+}
+
+/// `hermit audit export --jsonl`: every entry, one JSON object per line.
+pub fn audit_export(global: &Global) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let db = audit_db(&config)?;
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut last = 0;
+    loop {
+        let batch = crate::trust::audit::entries_after(&db, last, 10_000)?;
+        if batch.is_empty() {
+            break;
+        }
+        for e in &batch {
+            serde_json::to_writer(&mut out, e)?;
+            out.write_all(b"\n")?;
+            last = e.seq;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `hermit secrets list`: the names (never the values).
+pub fn secrets_list(global: &Global) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let data = ensure_data_dir(&config)?;
+    let secrets = crate::secrets::Secrets::open(&data)?;
+    for (name, _) in secrets.all()? {
+        println!("{name}");
+    }
+    Ok(())
+}
+
+/// `hermit secrets set NAME`: the value from stdin (never an argument,
+/// which would land in the shell's history and the process list).
+pub fn secrets_set(global: &Global, name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "a secret's name is letters, digits, - and _ (e.g. weather-api-key)"
+    );
+    let config = global.load_config()?;
+    let data = ensure_data_dir(&config)?;
+    let secrets = crate::secrets::Secrets::open(&data)?;
+    if std::io::stdin().is_terminal() {
+        eprintln!("value for {name} (then Enter):");
+    }
+    let mut value = String::new();
+    std::io::stdin().read_line(&mut value)?;
+    secrets.set(name, &value)?;
+    if let Ok(trust) = crate::trust::Trust::open(&config) {
+        trust.audit.record(
+            "secret.set",
+            trust.owner(),
+            serde_json::json!({"name": name}),
+        );
+    }
+    println!("stored {name} (0600 in {})", secrets.dir().display());
+    Ok(())
 }

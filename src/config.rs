@@ -41,6 +41,7 @@ pub struct Config {
     pub fetch: crate::tools::fetch::FetchConfig,
     pub homeserver: HomeserverConfig,
     pub matrix: MatrixConfig,
+    pub policy: crate::trust::policy::PolicyConfig,
 }
 
 /// The Matrix homeserver: Synapse on the box, run by Hermit (`managed`) or
@@ -372,6 +373,7 @@ impl Config {
         crate::tools::time::owner_timezone(&self.agent.timezone)
             .map_err(|e| format!("agent.timezone: {e}"))?;
         self.check_matrix()?;
+        self.policy.check(&self.matrix.members)?;
         let s = &self.sampling;
         if !(0.0..=5.0).contains(&s.temperature) {
             return Err(format!(
@@ -551,6 +553,19 @@ mod tests {
         assert_eq!(c.inference.context_tokens, d.inference.context_tokens);
         assert_eq!(c.sampling.top_k, d.sampling.top_k);
         assert_eq!(c.agent.system_prompt, d.agent.system_prompt);
+        for role in ["owner", "member"] {
+            assert_eq!(c.policy.rules(role), d.policy.rules(role), "{role}");
+        }
+        assert_eq!(c.policy.approval_ttl_seconds, d.policy.approval_ttl_seconds);
+    }
+
+    #[test]
+    fn the_appliance_config_parses_and_requires_verified_devices() {
+        let f = write(include_str!("../image/hermit.toml"));
+        let c = Config::load(Some(f.path()), []).unwrap();
+        assert!(c.policy.require_verified_device);
+        assert!(!c.homeserver.managed);
+        assert!(!Config::default().policy.require_verified_device);
     }
 
     #[test]

@@ -7,8 +7,12 @@
 //! `{"op": "chat", "text": "..."}` (answered by a stream of `TurnEvent`s,
 //! then `{"event": "done", "data": TurnOutcome}` or `{"event": "error",
 //! "data": "..."}`); `{"op": "cancel"}` stops the turn in progress;
-//! `{"op": "new"}` starts a fresh conversation. One connection is one
-//! conversation.
+//! `{"op": "new"}` starts a fresh conversation; `{"op": "approve", "code":
+//! "..."}` and `{"op": "deny", "code": "..."}` decide an approval request
+//! (also during a turn: the one waiting for it); `{"op": "stop_all"}` and
+//! `{"op": "resume"}` work the stop switch. One connection is one
+//! conversation. The peer is the daemon's own Unix user, that is, the
+//! owner at the box.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +37,10 @@ pub enum Request {
     Chat { text: String },
     Cancel,
     New,
+    Approve { code: String },
+    Deny { code: String },
+    StopAll,
+    Resume,
 }
 
 /// What `{"op": "status"}` answers.
@@ -175,6 +183,32 @@ impl Server {
                     send(&mut write, &serde_json::json!({"event": "new"})).await?;
                 }
                 Request::Cancel => {}
+                Request::Approve { code } => {
+                    let r = self.decide(&code, true);
+                    send(&mut write, &r).await?;
+                }
+                Request::Deny { code } => {
+                    let r = self.decide(&code, false);
+                    send(&mut write, &r).await?;
+                }
+                Request::StopAll => {
+                    let r = self.stop_all();
+                    send(&mut write, &r).await?;
+                }
+                Request::Resume => {
+                    let r = match self.bot.trust().halt.resume() {
+                        Ok(()) => {
+                            self.bot.trust().audit.record(
+                                "resume",
+                                self.bot.trust().owner(),
+                                serde_json::json!({"via": "control socket"}),
+                            );
+                            serde_json::json!({"event": "resumed"})
+                        }
+                        Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),
+                    };
+                    send(&mut write, &r).await?;
+                }
                 Request::Chat { text } => {
                     let cancel = Arc::new(AtomicBool::new(false));
                     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
@@ -201,6 +235,18 @@ impl Server {
                             line = lines.next_line(), if !gone => match line {
                                 Ok(Some(l)) => match serde_json::from_str::<Request>(&l) {
                                     Ok(Request::Cancel) => cancel.store(true, Ordering::SeqCst),
+                                    Ok(Request::Approve { code }) => {
+                                        let r = self.decide(&code, true);
+                                        let _ = send(&mut write, &r).await;
+                                    }
+                                    Ok(Request::Deny { code }) => {
+                                        let r = self.decide(&code, false);
+                                        let _ = send(&mut write, &r).await;
+                                    }
+                                    Ok(Request::StopAll) => {
+                                        let r = self.stop_all();
+                                        let _ = send(&mut write, &r).await;
+                                    }
                                     // One turn at a time per connection.
                                     _ => busy += 1,
                                 },
@@ -235,6 +281,51 @@ impl Server {
             }
         }
         Ok(())
+    }
+
+    /// The owner's decision, typed at the box.
+    fn decide(&self, code: &str, approve: bool) -> serde_json::Value {
+        let trust = self.bot.trust();
+        let who = crate::trust::approvals::Decider {
+            user: trust.owner().to_string(),
+            is_owner: true,
+            place: None,
+            verified: None,
+        };
+        match trust.approvals.decide(code, &who, approve) {
+            Ok(row) => {
+                trust.audit.record(
+                    if approve { "approval.approve" } else { "approval.deny" },
+                    trust.owner(),
+                    serde_json::json!({"code": row.code, "tool": row.tool, "via": "control socket"}),
+                );
+                serde_json::json!({"event": "decided", "data": row})
+            }
+            Err(why) => {
+                trust.audit.record(
+                    "approval.ignored",
+                    trust.owner(),
+                    serde_json::json!({"code": code, "why": why, "via": "control socket"}),
+                );
+                serde_json::json!({"event": "refused", "data": why})
+            }
+        }
+    }
+
+    fn stop_all(&self) -> serde_json::Value {
+        let trust = self.bot.trust();
+        match trust.halt.stop(trust.owner()) {
+            Ok((turns, processes)) => {
+                tracing::warn!(turns, processes, "stopped from the command line");
+                trust.audit.record(
+                    "stop",
+                    trust.owner(),
+                    serde_json::json!({"turns": turns, "processes": processes, "via": "control socket"}),
+                );
+                serde_json::json!({"event": "stopped", "data": {"turns": turns, "processes": processes}})
+            }
+            Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),
+        }
     }
 
     fn agent_system_prompt(&self) -> String {

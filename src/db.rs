@@ -1,6 +1,6 @@
 //! `hermit.db`: the SQLite database, source of truth for what Hermit keeps
-//! (the owner's notes, the Matrix channel's journal; conversations, memories, reminders and the
-//! audit chain as they are built).
+//! (the owner's notes, the Matrix channel's journal, approvals, the stop
+//! switch and the audit chain; memories and reminders as they are built).
 //!
 //! WAL mode, foreign keys on. The schema is a list of migrations applied in
 //! order on open and recorded in `PRAGMA user_version`, so a database of any
@@ -52,6 +52,47 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX matrix_events_room ON matrix_events(room_id, epoch, origin_ts);
     CREATE INDEX matrix_events_pending ON matrix_events(status) WHERE status = 'pending';",
+    // 3: the trust layer. Approval requests bound to a call's hash; the
+    // stop switch; the append-only, hash-chained audit log (triggers
+    // refuse edits; `hermit audit verify` catches edits made around them);
+    // the taint of a room's conversation, kept across restarts.
+    "CREATE TABLE approvals (
+        code TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        arguments TEXT NOT NULL,
+        effects TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        place TEXT NOT NULL,
+        taint TEXT,
+        reason TEXT NOT NULL,
+        request_event TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        decided_by TEXT,
+        decided_at INTEGER
+    );
+    CREATE INDEX approvals_event ON approvals(request_event);
+    CREATE TABLE trust_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        data TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    ALTER TABLE matrix_rooms ADD COLUMN taint TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]

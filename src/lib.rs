@@ -18,8 +18,10 @@
 //! - [`homeserver`]: Synapse, configured, started and supervised; accounts.
 //! - [`control`]: the daemon's control socket, used by the other commands.
 //! - [`secrets`]: generated secrets, 0600 in the data directory.
-//! - [`tools`]: what Hermit can do (shell, files, time), all through one
-//!   decision point.
+//! - [`tools`]: what Hermit can do (shell, files, trash, notes, fetch,
+//!   time), all through one decision point.
+//! - [`trust`]: policy, provenance and taint, approvals, the stop switch,
+//!   redaction and the hash-chained audit log.
 //! - [`sandbox`]: the kernel-enforced confinement of every tool process.
 //! - [`bench`]: `hermit bench llm`, `hermit bench sandbox`.
 //! - [`app`]: the commands behind the command line.
@@ -39,3 +41,4 @@ pub mod models;
 pub mod sandbox;
 pub mod secrets;
 pub mod tools;
+pub mod trust;

@@ -69,6 +69,26 @@ enum Command {
         #[command(subcommand)]
         command: FilesCommand,
     },
+    /// Approval requests: actions that wait for the owner.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
+    /// Halt every running turn and tool process now, and hold every new
+    /// action until `hermit resume` (or `!resume` in Matrix).
+    StopAll,
+    /// Carry on after a stop.
+    Resume,
+    /// The tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// The secrets store (values are read from stdin, never printed).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Internal: the sandbox launcher (started by Hermit, not by people).
     #[command(hide = true)]
     SandboxExec {
@@ -113,6 +133,53 @@ enum ToolsCommand {
         #[arg(long, value_name = "JSON", default_value = "{}")]
         args: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// Pending requests (every request with --all).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request: its call runs once, exactly as shown.
+    Approve { code: String },
+    /// Deny a request.
+    Deny { code: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain; non-zero exit and the place of the first
+    /// modification, deletion or reordering if there is one.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The latest entries.
+    Tail {
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: i64,
+        /// Keep printing new entries.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Every entry as JSON lines on stdout.
+    Export {
+        /// One JSON object per line (the only format).
+        #[arg(long, required = true)]
+        jsonl: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// The names of the stored secrets.
+    List,
+    /// Store a secret (an integration's API token), read from stdin.
+    Set { name: String },
 }
 
 #[derive(Subcommand)]
@@ -218,6 +285,30 @@ fn main() -> ExitCode {
         Command::Files { command } => match command {
             FilesCommand::Trash => app::files_trash(&global).map(|()| true),
             FilesCommand::Restore { id } => app::files_restore(&global, &id).map(|()| true),
+        },
+        Command::Approvals { command } => match command {
+            ApprovalsCommand::List { all, json } => {
+                app::approvals_list(&global, all, json).map(|()| true)
+            }
+            ApprovalsCommand::Approve { code } => {
+                app::approvals_decide(&global, &code, true).map(|()| true)
+            }
+            ApprovalsCommand::Deny { code } => {
+                app::approvals_decide(&global, &code, false).map(|()| true)
+            }
+        },
+        Command::StopAll => app::stop_all(&global).map(|()| true),
+        Command::Resume => app::resume(&global).map(|()| true),
+        Command::Audit { command } => match command {
+            AuditCommand::Verify { json } => app::audit_verify(&global, json),
+            AuditCommand::Tail { lines, follow } => {
+                app::audit_tail(&global, lines, follow).map(|()| true)
+            }
+            AuditCommand::Export { .. } => app::audit_export(&global).map(|()| true),
+        },
+        Command::Secrets { command } => match command {
+            SecretsCommand::List => app::secrets_list(&global).map(|()| true),
+            SecretsCommand::Set { name } => app::secrets_set(&global, &name).map(|()| true),
         },
         Command::SandboxExec { .. } => unreachable!("handled above"),
         Command::ConfigExample => {

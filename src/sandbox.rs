@@ -139,6 +139,33 @@ pub struct Sandbox {
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The sandboxed processes running now (launcher PID, its cgroup), so
+/// that `!stop` can kill them all at once.
+static RUNNING: std::sync::Mutex<Vec<(u64, i32, Option<PathBuf>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// How many sandboxed process trees this process runs now.
+pub fn running_count() -> usize {
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner()).len()
+}
+
+/// Kills every sandboxed process tree this process started and that still
+/// runs. Returns how many trees there were.
+pub fn kill_all_running() -> usize {
+    let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for (_, pid, cgroup) in &running {
+        // SAFETY: kill(2) on process groups and pids we started.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+            libc::kill(*pid, libc::SIGKILL);
+        }
+        if let Some(dir) = cgroup {
+            kill_cgroup(dir);
+        }
+    }
+    running.len()
+}
+
 impl Sandbox {
     /// A sandbox whose launcher is the running `hermit` binary.
     pub fn current() -> Result<Self, SandboxError> {
@@ -204,6 +231,21 @@ impl Sandbox {
             source,
         })?;
         let pid = child.id() as i32;
+        RUNNING.lock().unwrap_or_else(|e| e.into_inner()).push((
+            run_id,
+            pid,
+            policy.cgroup.clone(),
+        ));
+        struct Deregister(u64);
+        impl Drop for Deregister {
+            fn drop(&mut self) {
+                RUNNING
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|(id, _, _)| *id != self.0);
+            }
+        }
+        let _running = Deregister(run_id);
         let cap = policy.limits.output_bytes;
         let (over_tx, over_rx) = std::sync::mpsc::channel::<()>();
         let stdout = child
@@ -361,9 +403,16 @@ impl ProcessCgroup {
     }
 
     fn kill_all(&self) {
+        kill_cgroup(&self.dir);
+    }
+}
+
+/// Kills every member of a cgroup, until it is empty.
+fn kill_cgroup(dir: &Path) {
+    {
         // Kill until empty: a forking tree may add members while we read.
         for _ in 0..100 {
-            let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
             let pids: Vec<i32> = procs
                 .lines()
                 .filter_map(|l| l.trim().parse().ok())

@@ -135,6 +135,52 @@ impl Secrets {
         Ok(Some(Secret(value.to_string())))
     }
 
+    /// Every secret in the store, by name (for the redaction filter).
+    pub fn all(&self) -> Result<Vec<(String, Secret)>, SecretsError> {
+        let rd = std::fs::read_dir(&self.dir).map_err(|source| SecretsError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let mut out = Vec::new();
+        for entry in rd.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') || !entry.path().is_file() {
+                continue;
+            }
+            if let Some(s) = self.get(&name)? {
+                out.push((name, s));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Stores a secret given by the owner (an integration's API token),
+    /// replacing an earlier value of that name. Names are plain words.
+    pub fn set(&self, name: &str, value: &str) -> Result<(), SecretsError> {
+        let path = self.path(name);
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(SecretsError::Corrupt(path));
+        }
+        let tmp = self.path(&format!(".{name}.tmp"));
+        let io = |source| SecretsError::Io {
+            path: path.clone(),
+            source,
+        };
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        f.write_all(format!("{value}\n").as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(())
+    }
+
     /// The secret `name`, generated (and written, 0600) the first time.
     /// Returns it and whether it was created now.
     pub fn get_or_create(&self, name: &str) -> Result<(Secret, bool), SecretsError> {
@@ -159,10 +205,9 @@ impl Secrets {
     }
 }
 
-/// 256 random bits from the kernel, as 43 characters of URL-safe base64
-/// (no padding): safe in YAML, URLs and passwords.
-fn random_token() -> Result<String, SecretsError> {
-    let mut bytes = [0u8; 32];
+/// `n` random bytes from the kernel.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], SecretsError> {
+    let mut bytes = [0u8; N];
     let mut filled = 0;
     while filled < bytes.len() {
         // SAFETY: writing into our own buffer, within its length.
@@ -181,6 +226,13 @@ fn random_token() -> Result<String, SecretsError> {
         }
         filled += n as usize;
     }
+    Ok(bytes)
+}
+
+/// 256 random bits from the kernel, as 43 characters of URL-safe base64
+/// (no padding): safe in YAML, URLs and passwords.
+fn random_token() -> Result<String, SecretsError> {
+    let bytes = random_bytes::<32>()?;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(43);
     let mut acc = 0u32;

@@ -4,8 +4,9 @@
 //! the effects a call has ([`Effect`]). Every call, from the model or from
 //! `hermit tools run`, goes through one function, [`Toolbox::call`]: it
 //! validates the arguments against the schema, asks the decision point
-//! ([`Toolbox::decide`]) and only then runs the tool. The trust layer (policy,
-//! provenance, approvals, audit) takes its decisions there and nowhere else.
+//! ([`Toolbox::check`]: the policy of [`crate::trust`]) and only then runs
+//! the tool ([`Toolbox::run_checked`]); the agent waits for the owner's
+//! approval between the two when the decision is `ask`.
 //!
 //! Tools know nothing of Matrix or of the model. A tool that runs a program
 //! runs it in the [`crate::sandbox`]; the file tools resolve every path
@@ -19,11 +20,15 @@ pub mod shell;
 pub mod time;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::sandbox::{Limits, Sandbox, SandboxPolicy};
+use crate::trust::Trust;
+use crate::trust::policy::{CallContext, PolicyDecision, Principal, Verdict};
+use crate::trust::provenance::Origin;
 
 /// What a call does to the world. Policy maps role × effect to a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -124,33 +129,40 @@ pub trait Tool: Send + Sync {
     fn effects(&self, arguments: &Value) -> Vec<Effect>;
     /// Runs a call whose arguments already validated against the schema.
     fn run(&self, ctx: &ToolContext, arguments: &Value) -> Result<ToolOutput, ToolError>;
-}
-
-/// The decision on one call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "decision", rename_all = "lowercase")]
-pub enum Decision {
-    Allow { reason: String },
-    Deny { reason: String },
+    /// Where this call's output comes from, for provenance: `None` when
+    /// it is Hermit's own (trusted), else an untrusted origin (by default,
+    /// "output of the tool NAME").
+    fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
+        Some(Origin::ToolOutput(self.spec().name.to_string()))
+    }
 }
 
 /// The tools Hermit has, and the one way to call them.
 pub struct Toolbox {
     tools: Vec<Box<dyn Tool>>,
     pub ctx: ToolContext,
+    pub trust: Arc<Trust>,
+}
+
+/// A call that passed validation, with its effects and the decision on it.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub effects: Vec<Effect>,
+    pub decision: PolicyDecision,
 }
 
 impl Toolbox {
     /// The built-in tools.
-    pub fn builtin(ctx: ToolContext) -> Self {
+    pub fn builtin(ctx: ToolContext, trust: Arc<Trust>) -> Self {
         let mut tools: Vec<Box<dyn Tool>> = vec![Box::new(shell::Shell)];
         for op in files::Files::ALL {
             tools.push(Box::new(files::Files(op)));
         }
+        tools.push(Box::new(files::TrashTool));
         tools.push(Box::new(notes::Notes));
         tools.push(Box::new(fetch::Fetch));
         tools.push(Box::new(time::Time));
-        Self { tools, ctx }
+        Self { tools, ctx, trust }
     }
 
     pub fn specs(&self) -> Vec<ToolSpec> {
@@ -183,26 +195,17 @@ impl Toolbox {
         )
     }
 
-    /// The decision point. Today it allows every call whose effects stay
-    /// within what the tools' own confinement enforces (the workspace, the
-    /// sandbox); the trust layer replaces this body with the policy,
-    /// provenance and approvals, and every call already passes here.
-    pub fn decide(&self, call: &ToolCall, effects: &[Effect]) -> Decision {
-        if effects.contains(&Effect::Network) && !self.ctx.fetch.enabled {
-            return Decision::Deny {
-                reason: format!(
-                    "`{}` needs the network, which is off ([fetch] enabled = false)",
-                    call.name
-                ),
-            };
-        }
-        Decision::Allow {
-            reason: "confined to the workspace and the sandbox".into(),
-        }
-    }
-
-    /// Every tool call goes through here: validate, decide, run.
-    pub fn call(&self, call: &ToolCall) -> Result<ToolOutput, ToolError> {
+    /// The decision point. Every call, from the model or from the command
+    /// line, is validated and decided here: the confinement switches
+    /// (`network` needs `[fetch] enabled` and the host on its allow-list),
+    /// then [`crate::trust::policy::decide`] (role × effect, taint, the
+    /// stop switch). The decision and its reason are audited.
+    pub fn check(
+        &self,
+        call: &ToolCall,
+        principal: &Principal,
+        ctx: &CallContext,
+    ) -> Result<Checked, ToolError> {
         let tool = self
             .get(&call.name)
             .ok_or_else(|| ToolError::Unknown(call.name.clone()))?;
@@ -212,14 +215,121 @@ impl Toolbox {
                 message,
             }
         })?;
-        let effects = tool.effects(&call.arguments);
-        let decision = self.decide(call, &effects);
-        tracing::info!(tool = %call.name, ?effects, ?decision, "tool call");
-        match decision {
-            Decision::Allow { .. } => tool.run(&self.ctx, &call.arguments),
-            Decision::Deny { reason } => Err(ToolError::Refused {
-                tool: call.name.clone(),
+        let mut effects = tool.effects(&call.arguments);
+        effects.sort();
+        effects.dedup();
+        let mut ctx = ctx.clone();
+        ctx.halted = self.trust.halt.is_halted();
+        if ctx.recipient.is_none() {
+            ctx.recipient = arg_str(&call.arguments, "to").map(String::from);
+        }
+        let decision = match self.network_gate(call, &effects) {
+            Some(reason) => PolicyDecision {
+                verdict: Verdict::Deny,
                 reason,
+            },
+            None => crate::trust::policy::decide(
+                &self.trust.policy,
+                principal,
+                self.trust.owner(),
+                &effects,
+                &ctx,
+            ),
+        };
+        tracing::info!(tool = %call.name, ?effects, verdict = ?decision.verdict, reason = %decision.reason, principal = %principal.id, "tool call");
+        self.trust.audit.record(
+            "tool.call",
+            &principal.id,
+            serde_json::json!({
+                "tool": call.name,
+                "arguments": call.arguments,
+                "effects": effects,
+                "decision": decision.verdict,
+                "reason": decision.reason,
+                "taint": ctx.taint,
+                "typed_by_owner": ctx.typed_by_owner,
+            }),
+        );
+        Ok(Checked { effects, decision })
+    }
+
+    /// `network` is off until the owner turns it on for named hosts.
+    fn network_gate(&self, call: &ToolCall, effects: &[Effect]) -> Option<String> {
+        if !effects.contains(&Effect::Network) {
+            return None;
+        }
+        if !self.ctx.fetch.enabled {
+            return Some(format!(
+                "`{}` needs the network, which is off ([fetch] enabled = false)",
+                call.name
+            ));
+        }
+        let url = arg_str(&call.arguments, "url").unwrap_or_default().trim();
+        let url = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("https://{url}")
+        };
+        let host = url
+            .split_once("://")
+            .map(|(_, r)| r)
+            .and_then(|r| r.split(['/', '?', '#']).next())
+            .map(|a| a.rsplit('@').next().unwrap_or(a))
+            .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase())
+            .unwrap_or_default();
+        if !self
+            .ctx
+            .fetch
+            .allow_hosts
+            .iter()
+            .any(|p| fetch::host_matches(&host, p))
+        {
+            return Some(format!(
+                "{host} is not in fetch.allow_hosts: the network is enabled per host"
+            ));
+        }
+        None
+    }
+
+    /// Runs a call that was checked (and approved if it asked). Its
+    /// output is redacted before anyone (the model included) sees it.
+    pub fn run_checked(&self, call: &ToolCall) -> Result<ToolOutput, ToolError> {
+        let tool = self
+            .get(&call.name)
+            .ok_or_else(|| ToolError::Unknown(call.name.clone()))?;
+        let result = tool.run(&self.ctx, &call.arguments).map(|mut out| {
+            out.content = crate::trust::redact::redact(&out.content);
+            out
+        });
+        let (ok, digest) = match &result {
+            Ok(o) => (o.ok, crate::trust::audit::sha256_hex(o.content.as_bytes())),
+            Err(e) => (
+                false,
+                crate::trust::audit::sha256_hex(e.to_string().as_bytes()),
+            ),
+        };
+        self.trust.audit.record(
+            "tool.result",
+            "hermit",
+            serde_json::json!({"tool": call.name, "ok": ok, "output_sha256": digest}),
+        );
+        result
+    }
+
+    /// One call typed by the owner at the box (`hermit tools run`): the
+    /// command is its own approval; a `deny` (or the stop switch) holds.
+    pub fn call(&self, call: &ToolCall) -> Result<ToolOutput, ToolError> {
+        let owner = self.trust.local_owner();
+        let ctx = CallContext {
+            typed_by_owner: true,
+            ..Default::default()
+        };
+        let checked = self.check(call, &owner, &ctx)?;
+        match checked.decision.verdict {
+            Verdict::Allow => self.run_checked(call),
+            Verdict::Ask | Verdict::Deny => Err(ToolError::Refused {
+                tool: call.name.clone(),
+                reason: checked.decision.reason,
             }),
         }
     }

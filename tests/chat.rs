@@ -86,9 +86,10 @@ fn the_model_lists_the_workspace_with_a_tool_and_names_the_largest_file() {
 #[test]
 fn the_model_creates_a_file_with_a_tool() {
     let data = tempfile::tempdir().unwrap();
+    // Writing asks the owner: the next line answers the approval.
     let out = chat_in(
         data.path(),
-        "Create a file todo.txt with three items: buy milk, call mum, water the plants.",
+        "Create a file todo.txt with three items: buy milk, call mum, water the plants.\ny",
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let todo = std::fs::read_to_string(data.path().join("workspace/todo.txt"))

@@ -40,6 +40,11 @@ struct Daemon {
 
 impl Daemon {
     fn start(data: &Path, port: u16) -> Self {
+        Self::start_with(data, port, &[])
+    }
+
+    /// With settings of its own (`HERMIT_*` variables) over the tests'.
+    fn start_with(data: &Path, port: u16, env: &[(&str, &str)]) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -56,6 +61,7 @@ impl Daemon {
                 "HERMIT_LOG",
                 "info,hermit=debug,matrix_sdk=warn,matrix_sdk_crypto=warn",
             )
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -678,4 +684,168 @@ fn a_non_loopback_homeserver_without_tls_is_refused() {
         "{}",
         common::stderr(&out)
     );
+}
+
+/// The text after `code \`` in an approval request.
+fn approval_code(body: &str) -> String {
+    let start = body.find("code `").expect("the request shows a code") + 6;
+    body[start..].split('`').next().unwrap().to_string()
+}
+
+async fn react(room: &Room, to: &OwnedEventId, key: &str) {
+    use matrix_sdk::ruma::events::reaction::ReactionEventContent;
+    use matrix_sdk::ruma::events::relation::Annotation;
+    room.send(ReactionEventContent::new(Annotation::new(
+        to.clone(),
+        key.to_string(),
+    )))
+    .await
+    .expect("reaction sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request() {
+    common::model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let daemon = Daemon::start_with(
+        &data,
+        free_port(),
+        &[
+            ("HERMIT_INFERENCE__MODEL", common::DEFAULT_MODEL),
+            ("HERMIT_INFERENCE__MAX_REPLY_TOKENS", "300"),
+            ("HERMIT_AGENT__TOOLS", "true"),
+            ("HERMIT_MATRIX__MEMBERS", r#"["@alice:hermit.local"]"#),
+        ],
+    );
+    let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
+    let alice_id: OwnedUserId = "@alice:hermit.local".try_into().unwrap();
+    let shared = daemon.secret("synapse-registration");
+    let url = daemon.url();
+    tokio::task::spawn_blocking(move || {
+        hermit::homeserver::register(&url, &shared, "alice", "alice-password-1", false)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
+    let alice = Person::login(&daemon.url(), "alice", "alice-password-1").await;
+    let room = owner.client.create_dm(&bot).await.expect("DM created");
+    wait_joined(&room, &bot).await;
+    room.invite_user_by_id(&alice_id).await.unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    let alice_room = loop {
+        if let Ok(r) = alice.client.join_room_by_id(room.room_id()).await {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "alice cannot join");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    wait_joined(&room, &alice_id).await;
+
+    let ask = send_text(&room, "Create a file hello.txt containing the word hi.").await;
+    let request = owner
+        .wait_for("an approval request", |seen| {
+            seen.iter()
+                .find(|s| s.sender == bot && s.body.contains("Approval needed"))
+                .cloned()
+        })
+        .await;
+    assert!(request.encrypted);
+    assert!(request.body.contains("write_file"), "{}", request.body);
+    assert!(request.body.contains("hello.txt"), "{}", request.body);
+    let code = approval_code(&request.body);
+    let bot_says = |needle: &'static str| {
+        let bot = bot.clone();
+        move |seen: &[Seen]| {
+            seen.iter()
+                .find(|s| s.sender == bot && s.body.contains(needle))
+                .cloned()
+        }
+    };
+    // Not the owner: a member's ✅ and `!approve` do nothing.
+    react(&alice_room, &request.id, "✅").await;
+    send_text(&alice_room, &format!("!approve {code}")).await;
+    // A wrong code from the owner does nothing either.
+    send_text(&room, "!approve ZZZZZZ").await;
+    owner
+        .wait_for(
+            "the refusal of a wrong code",
+            bot_says("no request with the code ZZZZZZ"),
+        )
+        .await;
+    let refusals = owner
+        .wait_for("both refusals of alice", |seen| {
+            let n = seen
+                .iter()
+                .filter(|s| {
+                    s.sender == bot && s.body.contains("@alice:hermit.local is not the owner")
+                })
+                .count();
+            (n >= 2).then_some(n)
+        })
+        .await;
+    assert_eq!(refusals, 2);
+    let file = data.join("workspace/hello.txt");
+    assert!(!file.exists(), "written without the owner's approval");
+    assert_eq!(daemon.journal(&ask).unwrap().0, "pending");
+
+    // The owner's ✅: the call runs, once.
+    react(&room, &request.id, "✅").await;
+    let reply = wait_answered(&daemon, &ask).await;
+    let written = std::fs::read_to_string(&file)
+        .unwrap_or_else(|_| panic!("not written; reply {reply}\n{}", daemon.log()));
+    assert!(written.to_lowercase().contains("hi"), "{written}");
+    send_text(&room, &format!("!approve {code}")).await;
+    owner
+        .wait_for("the refusal of a used code", bot_says("is already used"))
+        .await;
+
+    // Stop: only from the owner; it holds new turns until resume.
+    send_text(&alice_room, "!stop").await;
+    owner
+        .wait_for("alice's stop refused", bot_says("Only the owner can stop"))
+        .await;
+    send_text(&room, "!stop").await;
+    owner.wait_for("the stop", bot_says("**Stopped.**")).await;
+    let held = send_text(&room, "What is two plus two?").await;
+    let answer = wait_answered(&daemon, &held).await;
+    assert!(answer.contains("I am stopped"), "{answer}");
+    send_text(&room, "!resume").await;
+    owner.wait_for("the resume", bot_says("Resumed")).await;
+
+    // All of it is in the audit log, whose chain is whole.
+    let out = common::hermit()
+        .args(["audit", "verify"])
+        .env("HERMIT_DATA", &data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stdout(&out));
+    let out = common::hermit()
+        .args(["audit", "export", "--jsonl"])
+        .env("HERMIT_DATA", &data)
+        .output()
+        .unwrap();
+    let entries: Vec<serde_json::Value> = common::stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |kind: &str| entries.iter().filter(|e| e["kind"] == kind).count();
+    assert!(count("approval.ignored") >= 4, "{entries:#?}");
+    for kind in [
+        "approval.request",
+        "approval.approve",
+        "approval.used",
+        "stop",
+        "resume",
+        "stop.refused",
+        "message.in",
+        "message.out",
+        "config",
+        "start",
+    ] {
+        assert!(count(kind) >= 1, "no {kind} entry");
+    }
+    // Content is in the log only as a hash.
+    assert!(!common::stdout(&out).contains("two plus two"));
 }

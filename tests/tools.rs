@@ -193,6 +193,7 @@ fn tools_list_names_every_tool_with_effects() {
             "write_file",
             "move_file",
             "delete_file",
+            "trash",
             "notes",
             "fetch",
             "time"

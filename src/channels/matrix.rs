@@ -26,6 +26,7 @@ use anyhow::Context;
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::deserialized_responses::TimelineEvent;
 use matrix_sdk::ruma::api::client::uiaa;
+use matrix_sdk::ruma::events::reaction::{OriginalSyncReactionEvent, SyncReactionEvent};
 use matrix_sdk::ruma::events::relation::{InReplyTo, Reply};
 use matrix_sdk::ruma::events::room::message::{
     MessageType, ReplacementMetadata, RoomMessageEventContent,
@@ -41,6 +42,10 @@ use crate::agent::{Agent, Conversation, TurnEvent};
 use crate::config::Config;
 use crate::inference::{ChatMessage, Role};
 use crate::secrets::{Secrets, names};
+use crate::trust::Trust;
+use crate::trust::approvals::Decider;
+use crate::trust::audit::sha256_hex;
+use crate::trust::provenance::Origin;
 
 /// What the bot needs from the configuration.
 #[derive(Debug, Clone)]
@@ -80,6 +85,7 @@ pub struct Bot {
     client: Client,
     settings: BotSettings,
     agent: Arc<Agent>,
+    trust: Arc<Trust>,
     db: Arc<Mutex<Connection>>,
     rooms: Mutex<HashMap<OwnedRoomId, mpsc::UnboundedSender<OwnedEventId>>>,
     started: Instant,
@@ -89,8 +95,11 @@ const HELP: &str = "I am Hermit, a private assistant running on your own box. \
 Write to me in plain words. Commands:\n\n\
 - `!help`: this message\n\
 - `!new`: start a fresh conversation in this room\n\
-- `!status`: the model, how long I have been up, and the queue\n\n\
-In a group room I answer only when mentioned.";
+- `!status`: the model, how long I have been up, and the queue\n\
+- `!approve CODE` / `!deny CODE` (or react ✅ / ❌ to my request): decide an action I asked about\n\
+- `!stop`: halt everything I am doing at once, and hold every new action\n\
+- `!resume`: carry on after a `!stop`\n\n\
+In a group room I answer only when mentioned. Only the owner approves, stops and resumes.";
 
 impl Bot {
     /// Logs in (or restores the saved session: same device, same keys),
@@ -99,6 +108,7 @@ impl Bot {
         settings: BotSettings,
         secrets: &Secrets,
         agent: Arc<Agent>,
+        trust: Arc<Trust>,
     ) -> anyhow::Result<Arc<Self>> {
         {
             use std::os::unix::fs::DirBuilderExt;
@@ -185,6 +195,7 @@ impl Bot {
             client,
             settings,
             agent,
+            trust,
             db: Arc::new(Mutex::new(db)),
             rooms: Mutex::new(HashMap::new()),
             started: Instant::now(),
@@ -193,6 +204,10 @@ impl Bot {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    pub fn trust(&self) -> &Arc<Trust> {
+        &self.trust
     }
 
     pub fn system_prompt(&self) -> &str {
@@ -367,8 +382,9 @@ impl Bot {
         }
     }
 
+    /// The exact user ID is the identity: the owner or a member.
     fn allowed(&self, user: &str) -> bool {
-        user == self.settings.owner_id || self.settings.members.iter().any(|m| m == user)
+        self.trust.principals.of(user).is_some()
     }
 
     /// Records an incoming event in the journal if it is a message the bot
@@ -411,6 +427,49 @@ impl Bot {
                 return Ok(None);
             }
         };
+        let verified = event.encryption_info().map(|info| {
+            matches!(
+                info.verification_state,
+                matrix_sdk::deserialized_responses::VerificationState::Verified
+            )
+        });
+        if let AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::Reaction(reaction)) =
+            &parsed
+        {
+            match reaction {
+                SyncReactionEvent::Original(r) => {
+                    // Journaled like a message, so that a reaction synced
+                    // again (a gap fetched, a restart) acts only once.
+                    let inserted = self.db.lock().unwrap().execute(
+                        "INSERT OR IGNORE INTO matrix_events
+                           (event_id, room_id, sender, body, epoch, origin_ts, received_at, status, answered_at)
+                         VALUES (?1, ?2, ?3, ?4, -1, ?5, ?6, 'answered', ?6)",
+                        params![
+                            r.event_id.as_str(),
+                            room.room_id().as_str(),
+                            r.sender.as_str(),
+                            format!("\u{0}reaction:{}", r.content.relates_to.key),
+                            i64::from(r.origin_server_ts.0),
+                            now_ms(),
+                        ],
+                    )?;
+                    if inserted == 1 {
+                        self.reaction(room, r, verified);
+                    }
+                }
+                SyncReactionEvent::Redacted(r) => {
+                    tracing::debug!(event = %r.event_id, "a redacted reaction does nothing");
+                }
+            }
+            return Ok(None);
+        }
+        if let AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(
+            SyncRoomMessageEvent::Redacted(r),
+        )) = &parsed
+        {
+            tracing::debug!(event = %r.event_id, sender = %r.sender, "a redacted message does nothing");
+            return Ok(None);
+        }
         let AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(
             SyncRoomMessageEvent::Original(msg),
         )) = parsed
@@ -422,11 +481,22 @@ impl Bot {
         if sender == self.settings.bot_id {
             return Ok(None);
         }
-        if matches!(
-            msg.content.relates_to,
-            Some(matrix_sdk::ruma::events::room::message::Relation::Replacement(_))
-        ) {
-            tracing::debug!(event = %msg.event_id, "edits of earlier messages are not answered");
+        if let Some(matrix_sdk::ruma::events::room::message::Relation::Replacement(r)) =
+            &msg.content.relates_to
+        {
+            let new_body = r.new_content.msgtype.body().trim().to_string();
+            if is_trust_command(&new_body) {
+                // An approval (or stop) must be its own message: an edit
+                // could turn an old, innocent message into one.
+                tracing::warn!(room = %room.room_id(), %sender, event = %msg.event_id, "an edited message does not approve, deny, stop or resume anything");
+                self.trust.audit.record(
+                    "approval.ignored",
+                    &sender,
+                    serde_json::json!({"room": room.room_id().as_str(), "event": msg.event_id.as_str(), "why": "edited message"}),
+                );
+            } else {
+                tracing::debug!(event = %msg.event_id, "edits of earlier messages are not answered");
+            }
             return Ok(None);
         }
         if !self.allowed(&sender) {
@@ -454,6 +524,39 @@ impl Bot {
         } else {
             strip_mention(&body, &self.settings.bot_id)
         };
+        self.trust.audit.record(
+            "message.in",
+            &sender,
+            serde_json::json!({
+                "room": room.room_id().as_str(), "event": msg.event_id.as_str(),
+                "bytes": body.len(), "sha256": sha256_hex(body.as_bytes()),
+            }),
+        );
+        // Approvals and the stop switch act at once, here in the sync
+        // loop: the room's worker may be busy with the very turn that
+        // waits for them.
+        if is_trust_command(body.trim()) {
+            let inserted = self.db.lock().unwrap().execute(
+                "INSERT OR IGNORE INTO matrix_events
+                   (event_id, room_id, sender, body, epoch, origin_ts, received_at, status, answered_at)
+                 VALUES (?1, ?2, ?3, ?4, -1, ?5, ?6, 'answered', ?6)",
+                params![
+                    msg.event_id.as_str(),
+                    room.room_id().as_str(),
+                    sender,
+                    body,
+                    i64::from(msg.origin_server_ts.0),
+                    now_ms(),
+                ],
+            )?;
+            if inserted == 1
+                && !(initial && i64::from(msg.origin_server_ts.0) < now_ms() - 10 * 60 * 1000)
+            {
+                let reply = self.trust_command(room, &sender, body.trim(), verified);
+                self.notice(room, &reply).await;
+            }
+            return Ok(None);
+        }
         let db = self.db.lock().unwrap();
         let epoch: i64 = db
             .query_row(
@@ -489,6 +592,151 @@ impl Bot {
             1 if !stale => Some(msg.event_id.clone()),
             _ => None,
         })
+    }
+
+    /// A ✅ or ❌ reaction to one of the bot's approval requests.
+    fn reaction(&self, room: &Room, r: &OriginalSyncReactionEvent, verified: Option<bool>) {
+        let sender = r.sender.to_string();
+        if sender == self.settings.bot_id {
+            return;
+        }
+        if !self.allowed(&sender) {
+            tracing::info!(room = %room.room_id(), %sender, "ignored a reaction from a sender who is not allowed");
+            return;
+        }
+        let key = r.content.relates_to.key.trim_end_matches('\u{fe0f}');
+        let approve = match key {
+            "✅" | "✔" | "☑" => true,
+            "❌" | "✖" | "🚫" => false,
+            _ => return,
+        };
+        let Some(code) = self
+            .trust
+            .approvals
+            .code_for_event(r.content.relates_to.event_id.as_str())
+        else {
+            return;
+        };
+        let reply = self.decide(room, &sender, &code, approve, verified);
+        let room = room.clone();
+        let trust = self.trust.clone();
+        tokio::spawn(async move {
+            let text = trust.outgoing(&reply);
+            if let Err(e) = room
+                .send(RoomMessageEventContent::notice_markdown(text))
+                .await
+            {
+                tracing::warn!(error = %e, "cannot confirm a decision");
+            }
+        });
+    }
+
+    /// `!approve`, `!deny`, `!stop`, `!resume`: returns the reply.
+    fn trust_command(
+        &self,
+        room: &Room,
+        sender: &str,
+        text: &str,
+        verified: Option<bool>,
+    ) -> String {
+        let mut words = text.split_whitespace();
+        let command = words.next().unwrap_or_default().to_ascii_lowercase();
+        let arg = words.next().unwrap_or_default();
+        let is_owner = sender == self.trust.owner();
+        match command.as_str() {
+            "!approve" | "!deny" if arg.is_empty() => {
+                format!("Which request? Send `{command} CODE` with the code I gave.")
+            }
+            "!approve" | "!deny" => self.decide(room, sender, arg, command == "!approve", verified),
+            "!stop" | "!resume" if !is_owner => {
+                tracing::warn!(%sender, %command, "only the owner can stop or resume Hermit");
+                self.trust.audit.record(
+                    "stop.refused",
+                    sender,
+                    serde_json::json!({"command": command, "room": room.room_id().as_str()}),
+                );
+                "Only the owner can stop or resume me.".into()
+            }
+            "!stop" => match self.trust.halt.stop(sender) {
+                Ok((turns, processes)) => {
+                    tracing::warn!(%sender, turns, processes, "stopped by the owner");
+                    self.trust.audit.record(
+                        "stop",
+                        sender,
+                        serde_json::json!({"turns": turns, "processes": processes, "via": "matrix"}),
+                    );
+                    format!(
+                        "**Stopped.** {turns} running turn(s) and {processes} tool process(es) halted. \
+                         Nothing runs until you send `!resume`."
+                    )
+                }
+                Err(e) => format!("I could not record the stop: {e}"),
+            },
+            _ => match self.trust.halt.resume() {
+                Ok(()) => {
+                    tracing::info!(%sender, "resumed by the owner");
+                    self.trust
+                        .audit
+                        .record("resume", sender, serde_json::json!({"via": "matrix"}));
+                    "Resumed: I act again (within the policy).".into()
+                }
+                Err(e) => format!("I could not resume: {e}"),
+            },
+        }
+    }
+
+    /// The owner's decision on a request, from this room.
+    fn decide(
+        &self,
+        room: &Room,
+        sender: &str,
+        code: &str,
+        approve: bool,
+        verified: Option<bool>,
+    ) -> String {
+        let who = Decider {
+            user: sender.to_string(),
+            is_owner: sender == self.trust.owner(),
+            place: Some(room.room_id().to_string()),
+            verified,
+        };
+        match self.trust.approvals.decide(code, &who, approve) {
+            Ok(row) => {
+                tracing::info!(code = %row.code, %sender, approve, "approval decided");
+                self.trust.audit.record(
+                    if approve { "approval.approve" } else { "approval.deny" },
+                    sender,
+                    serde_json::json!({"code": row.code, "tool": row.tool, "room": room.room_id().as_str(), "verified": verified}),
+                );
+                if approve {
+                    format!("Approved `{}`: running `{}` once.", row.code, row.tool)
+                } else {
+                    format!("Denied `{}`: `{}` will not run.", row.code, row.tool)
+                }
+            }
+            Err(why) => {
+                tracing::warn!(%code, %sender, approve, %why, "an approval attempt did nothing");
+                self.trust.audit.record(
+                    "approval.ignored",
+                    sender,
+                    serde_json::json!({"code": code, "room": room.room_id().as_str(), "why": why, "verified": verified}),
+                );
+                format!("That did nothing: {why}.")
+            }
+        }
+    }
+
+    /// A short notice from the bot (a confirmation, a refusal).
+    async fn notice(&self, room: &Room, text: &str) {
+        let text = self.trust.outgoing(text);
+        match room.send(RoomMessageEventContent::notice_markdown(&text)).await {
+            Ok(r) => self.trust.audit.record(
+                "message.out",
+                &self.settings.bot_id,
+                serde_json::json!({"room": room.room_id().as_str(), "event": r.response.event_id.as_str(), "sha256": sha256_hex(text.as_bytes())}),
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot send a notice"),
+        }
     }
 
     fn mentioned(
@@ -568,7 +816,7 @@ impl Bot {
             .lock()
             .unwrap()
             .query_row(
-                "SELECT body, epoch, status, reply_event_id, received_at FROM matrix_events WHERE event_id = ?1",
+                "SELECT body, epoch, status, reply_event_id, received_at, sender FROM matrix_events WHERE event_id = ?1",
                 [event_id.as_str()],
                 |r| {
                     Ok((
@@ -577,11 +825,12 @@ impl Bot {
                         r.get::<_, String>(2)?,
                         r.get::<_, Option<String>>(3)?,
                         r.get::<_, i64>(4)?,
+                        r.get::<_, String>(5)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((body, epoch, status, reply_event_id, received_at)) = row else {
+        let Some((body, epoch, status, reply_event_id, received_at, sender)) = row else {
             return Ok(());
         };
         if status != "pending" {
@@ -601,6 +850,16 @@ impl Bot {
             answers: event_id.clone(),
             first: reply_event_id.and_then(|s| s.try_into().ok()),
             db: &self.db,
+            trust: &self.trust,
+        };
+        let Some(principal) = self.trust.principals.of(&sender) else {
+            // No longer allowed (removed from the configuration since).
+            tracing::info!(%sender, event = %event_id, "not answered: the sender is no longer allowed");
+            self.db.lock().unwrap().execute(
+                "UPDATE matrix_events SET status = 'skipped' WHERE event_id = ?1",
+                [event_id.as_str()],
+            )?;
+            return Ok(());
         };
         // Commands and what the model is not given.
         let canned = if let Some(kind) = body.strip_prefix("\u{0}unsupported:") {
@@ -615,6 +874,10 @@ impl Bot {
                 "That message is too long for me ({} KB; the limit is {} KB). Could you shorten it?",
                 body.len() / 1024,
                 self.settings.max_message_bytes / 1024
+            ))
+        } else if let Some(by) = self.trust.halt.halted_by() {
+            Some(format!(
+                "I am stopped (by {by}): nothing runs until the owner sends `!resume`."
             ))
         } else {
             self.command(room_id, body.trim(), conversation)
@@ -648,52 +911,74 @@ impl Bot {
             *conversation = Some((epoch, self.restore(room_id, epoch)?));
         }
         let conv = &mut conversation.as_mut().expect("set above").1;
+        conv.principal = Some(principal);
         // Not awaited: the turn need not wait for the typing notice.
         let typing = room.clone();
         tokio::spawn(async move {
             let _ = typing.typing_notice(true).await;
         });
-        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<TurnEvent>();
         let cancel = Arc::new(AtomicBool::new(false));
         let agent = self.agent.clone();
-        let turn = agent.turn(
-            conv,
-            &body,
-            move |ev| {
-                if let TurnEvent::Token(t) = ev {
-                    let _ = tx.send(t);
-                }
-            },
-            cancel,
-        );
-        tokio::pin!(turn);
         let mut text = String::new();
         let mut edits = 0u32;
         let mut last_edit: Option<Instant> = None;
         let mut first_edit_at: Option<Instant> = None;
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut turn => break outcome,
-                Some(t) = rx.recv() => {
+        // In a block: the turn holds the conversation until it is dropped.
+        let outcome = {
+            let turn = agent.turn(
+                conv,
+                &body,
+                move |ev| {
+                    if matches!(ev, TurnEvent::Token(_) | TurnEvent::Approval { .. }) {
+                        let _ = tx.send(ev);
+                    }
+                },
+                cancel,
+            );
+            tokio::pin!(turn);
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut turn => break outcome,
+                    Some(ev) = rx.recv() => match ev {
+                        TurnEvent::Token(t) => text.push_str(&t),
+                        TurnEvent::Approval { code, text: request } => {
+                            self.post_request(&room, &code, &request).await;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                }
+                // At most one edit per interval, and a bounded number of them.
+                let due = last_edit.is_none_or(|t| t.elapsed() >= self.settings.edit_interval);
+                if due && edits < self.settings.max_edits && !text.trim().is_empty() {
+                    let shown = chunks(text.trim_end(), MAX_MESSAGE_TEXT)[0];
+                    // A failed edit is not the end of the answer: the next one,
+                    // or the final one, carries the text.
+                    if let Err(e) = reply.send(&format!("{shown} …")).await {
+                        tracing::warn!(error = %format!("{e:#}"), "a streamed edit failed");
+                    }
+                    edits += 1;
+                    last_edit = Some(Instant::now());
+                    first_edit_at.get_or_insert_with(Instant::now);
+                }
+            };
+            while let Ok(ev) = rx.try_recv() {
+                if let TurnEvent::Token(t) = ev {
                     text.push_str(&t);
                 }
             }
-            // At most one edit per interval, and a bounded number of them.
-            let due = last_edit.is_none_or(|t| t.elapsed() >= self.settings.edit_interval);
-            if due && edits < self.settings.max_edits && !text.trim().is_empty() {
-                let shown = chunks(text.trim_end(), MAX_MESSAGE_TEXT)[0];
-                // A failed edit is not the end of the answer: the next one,
-                // or the final one, carries the text.
-                if let Err(e) = reply.send(&format!("{shown} …")).await {
-                    tracing::warn!(error = %format!("{e:#}"), "a streamed edit failed");
-                }
-                edits += 1;
-                last_edit = Some(Instant::now());
-                first_edit_at.get_or_insert_with(Instant::now);
-            }
+            outcome
         };
-        while let Ok(t) = rx.try_recv() {
-            text.push_str(&t);
+        // The taint outlives a restart: kept with the room's conversation.
+        if let Some((e, c)) = conversation.as_ref()
+            && let Some(t) = &c.taint
+        {
+            let _ = self.db.lock().unwrap().execute(
+                "INSERT INTO matrix_rooms (room_id, epoch, taint) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (room_id) DO UPDATE SET taint = excluded.taint WHERE epoch = excluded.epoch",
+                params![room_id.as_str(), e, t],
+            );
         }
         let typing = room.clone();
         tokio::spawn(async move {
@@ -721,6 +1006,29 @@ impl Bot {
         Ok(())
     }
 
+    /// Posts an approval request in the room; reactions to it decide it.
+    async fn post_request(&self, room: &Room, code: &str, text: &str) {
+        let text = self.trust.outgoing(text);
+        match room
+            .send(RoomMessageEventContent::text_markdown(&text))
+            .await
+        {
+            Ok(r) => {
+                self.trust
+                    .approvals
+                    .set_request_event(code, r.response.event_id.as_str());
+                self.trust.audit.record(
+                    "message.out",
+                    &self.settings.bot_id,
+                    serde_json::json!({"room": room.room_id().as_str(), "event": r.response.event_id.as_str(), "approval": code, "sha256": sha256_hex(text.as_bytes())}),
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, %code, "cannot post an approval request; `hermit approvals` can still decide it")
+            }
+        }
+    }
+
     fn finish(
         &self,
         event_id: &OwnedEventId,
@@ -730,6 +1038,11 @@ impl Bot {
         stats: Option<&crate::inference::GenerationStats>,
     ) -> anyhow::Result<()> {
         let since = |t: Instant| t.saturating_duration_since(received).as_millis() as i64;
+        self.trust.audit.record(
+            "message.out",
+            &self.settings.bot_id,
+            serde_json::json!({"answers": event_id.as_str(), "bytes": reply.len(), "sha256": sha256_hex(reply.as_bytes())}),
+        );
         self.db.lock().unwrap().execute(
             "UPDATE matrix_events SET status = 'answered', reply = ?2, answered_at = ?3,
                 first_edit_ms = ?4, final_edit_ms = ?5, model_ttft_ms = ?6, model_total_ms = ?7
@@ -760,7 +1073,7 @@ impl Bot {
                 let db = self.db.lock().unwrap();
                 let r = db.execute(
                     "INSERT INTO matrix_rooms (room_id, epoch) VALUES (?1, 1)
-                     ON CONFLICT (room_id) DO UPDATE SET epoch = epoch + 1",
+                     ON CONFLICT (room_id) DO UPDATE SET epoch = epoch + 1, taint = NULL",
                     [room_id.as_str()],
                 );
                 if let Some((_, c)) = conversation.take() {
@@ -793,21 +1106,37 @@ impl Bot {
     /// The room's conversation of `epoch`, from the journal.
     fn restore(&self, room_id: &OwnedRoomId, epoch: i64) -> anyhow::Result<Conversation> {
         let mut conv = Conversation::new(self.settings.system_prompt.clone());
+        conv.key = format!("matrix:{room_id}:{epoch}");
+        conv.place = room_id.to_string();
         let db = self.db.lock().unwrap();
+        conv.taint = db
+            .query_row(
+                "SELECT taint FROM matrix_rooms WHERE room_id = ?1 AND epoch = ?2",
+                params![room_id.as_str(), epoch],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten();
         let mut stmt = db.prepare(
-            "SELECT body, reply FROM matrix_events
+            "SELECT body, reply, sender FROM matrix_events
              WHERE room_id = ?1 AND epoch = ?2 AND status = 'answered' AND body NOT LIKE '!%'
                AND substr(body, 1, 1) != char(0)
              ORDER BY origin_ts",
         )?;
         let rows = stmt.query_map(params![room_id.as_str(), epoch], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         for row in rows {
-            let (body, reply) = row?;
-            conv.push(ChatMessage::new(Role::User, body));
+            let (body, reply, sender) = row?;
+            // Each message keeps its author: another person's words are
+            // untrusted in the owner's turns.
+            conv.push_from(ChatMessage::new(Role::User, body), Origin::Typed(sender));
             if let Some(reply) = reply {
-                conv.push(ChatMessage::new(Role::Assistant, reply));
+                conv.push_from(ChatMessage::new(Role::Assistant, reply), Origin::Assistant);
             }
         }
         Ok(conv)
@@ -870,13 +1199,16 @@ struct Outgoing<'a> {
     answers: OwnedEventId,
     first: Option<OwnedEventId>,
     db: &'a Mutex<Connection>,
+    /// Every text passes its redaction filter and link check.
+    trust: &'a Trust,
 }
 
 impl Outgoing<'_> {
     /// The final text: the first part in the reply message, and what does
     /// not fit in one event as further messages.
     async fn finish(&mut self, text: &str) -> anyhow::Result<()> {
-        let parts = chunks(text, MAX_MESSAGE_TEXT);
+        let text = self.trust.outgoing(text);
+        let parts = chunks(&text, MAX_MESSAGE_TEXT);
         self.send(parts[0]).await?;
         for (n, part) in parts.iter().enumerate().skip(1) {
             let txn: OwnedTransactionId =
@@ -891,6 +1223,7 @@ impl Outgoing<'_> {
     }
 
     async fn send(&mut self, text: &str) -> anyhow::Result<()> {
+        let text = &self.trust.outgoing(text);
         match &self.first {
             None => {
                 let mut content = RoomMessageEventContent::text_markdown(text);
@@ -1008,6 +1341,17 @@ fn strip_mention(body: &str, bot_id: &str) -> String {
         }
     }
     body.to_string()
+}
+
+/// `!approve`, `!deny`, `!stop`, `!resume`: handled as soon as they
+/// arrive, outside the room's queue.
+fn is_trust_command(body: &str) -> bool {
+    let first = body
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    matches!(first.as_str(), "!approve" | "!deny" | "!stop" | "!resume")
 }
 
 fn now_ms() -> i64 {

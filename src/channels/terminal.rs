@@ -91,7 +91,15 @@ pub async fn run(mut backend: Backend) -> anyhow::Result<()> {
             continue;
         }
         let cancel = Arc::new(AtomicBool::new(false));
+        let (approvals_tx, mut approvals) = tokio::sync::mpsc::unbounded_channel::<String>();
         let show = move |ev: TurnEvent| {
+            // An approval request is shown in both modes: it waits for an
+            // answer on the next line.
+            if let TurnEvent::Approval { code, text } = &ev {
+                eprintln!("\n{text}\nApprove {code}? Type y to approve, anything else denies:");
+                let _ = approvals_tx.send(code.clone());
+                return;
+            }
             if !interactive {
                 return;
             }
@@ -107,6 +115,7 @@ pub async fn run(mut backend: Backend) -> anyhow::Result<()> {
                     let first = content.lines().next().unwrap_or("");
                     eprintln!("[tool] {} {first}", if ok { "done:" } else { "failed:" });
                 }
+                TurnEvent::Approval { .. } => {}
             }
         };
         let outcome: Result<TurnOutcome, String> = match &mut backend {
@@ -114,12 +123,32 @@ pub async fn run(mut backend: Backend) -> anyhow::Result<()> {
                 let conv = conversation
                     .as_mut()
                     .expect("local chats have a conversation");
+                let trust = agent.trust.clone();
                 let turn = agent.turn(conv, text, show, cancel.clone());
                 tokio::pin!(turn);
                 loop {
                     tokio::select! {
                         r = &mut turn => break r.map_err(|e| e.to_string()),
                         Some(()) = interrupts.recv() => cancel.store(true, Ordering::SeqCst),
+                        Some(code) = approvals.recv() => {
+                            let approve = answer(&mut lines).await;
+                            if let Some(trust) = &trust {
+                                let who = crate::trust::approvals::Decider {
+                                    user: trust.owner().to_string(),
+                                    is_owner: true,
+                                    place: None,
+                                    verified: None,
+                                };
+                                match trust.approvals.decide(&code, &who, approve) {
+                                    Ok(_) => trust.audit.record(
+                                        if approve { "approval.approve" } else { "approval.deny" },
+                                        trust.owner(),
+                                        serde_json::json!({"code": code, "via": "terminal"}),
+                                    ),
+                                    Err(why) => eprintln!("({why})"),
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -139,6 +168,22 @@ pub async fn run(mut backend: Backend) -> anyhow::Result<()> {
                     };
                     match ev["event"].as_str() {
                         Some("done") => break Ok(serde_json::from_value(ev["data"].clone())?),
+                        Some("approval") => {
+                            if let Ok(ev) = serde_json::from_value::<TurnEvent>(ev.clone()) {
+                                show(ev);
+                            }
+                            if let Some(code) = ev["data"]["code"].as_str() {
+                                let code = code.to_string();
+                                let request = if answer(&mut lines).await {
+                                    crate::control::Request::Approve { code }
+                                } else {
+                                    crate::control::Request::Deny { code }
+                                };
+                                client.request(&request).await?;
+                            }
+                        }
+                        Some("decided") => {}
+                        Some("refused") => eprintln!("({})", ev["data"].as_str().unwrap_or("")),
                         Some("error") => {
                             break Err(ev["data"].as_str().unwrap_or("error").to_string());
                         }
@@ -186,4 +231,13 @@ pub async fn run(mut backend: Backend) -> anyhow::Result<()> {
         std::io::stdout().flush()?;
     }
     Ok(())
+}
+
+/// The owner's answer to an approval request: the next line, `y` or
+/// `yes` approves; anything else, or the end of input, denies.
+async fn answer(lines: &mut tokio::io::Lines<BufReader<tokio::io::Stdin>>) -> bool {
+    match lines.next_line().await {
+        Ok(Some(l)) => matches!(l.trim().to_ascii_lowercase().as_str(), "y" | "yes"),
+        _ => false,
+    }
 }

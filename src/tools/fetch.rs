@@ -61,7 +61,7 @@ fn failed(message: impl std::fmt::Display) -> ToolError {
     ToolError::failed("fetch", message)
 }
 
-fn host_matches(host: &str, pattern: &str) -> bool {
+pub fn host_matches(host: &str, pattern: &str) -> bool {
     let pattern = pattern.trim().to_ascii_lowercase();
     match pattern.strip_prefix("*.") {
         Some(suffix) => host.ends_with(&format!(".{suffix}")),
@@ -152,6 +152,12 @@ impl Tool for Fetch {
 
     fn effects(&self, _: &Value) -> Vec<Effect> {
         vec![Effect::Network, Effect::Read]
+    }
+
+    fn output_origin(&self, args: &Value) -> Option<crate::trust::provenance::Origin> {
+        Some(crate::trust::provenance::Origin::Page(
+            arg_str(args, "url").unwrap_or_default().trim().to_string(),
+        ))
     }
 
     fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {

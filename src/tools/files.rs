@@ -116,6 +116,15 @@ impl Tool for Files {
         }
     }
 
+    fn output_origin(&self, args: &Value) -> Option<crate::trust::provenance::Origin> {
+        use crate::trust::provenance::Origin;
+        Some(match self.0 {
+            FileOp::Read => Origin::File(arg_str(args, "path").unwrap_or_default().to_string()),
+            // File names can be chosen by whoever put the files there.
+            _ => Origin::ToolOutput(self.spec().name.to_string()),
+        })
+    }
+
     fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
         let ws = Workspace::open(&ctx.workspace)?;
         let path = arg_str(args, "path").unwrap_or_default();
@@ -360,6 +369,62 @@ impl Workspace {
     }
 }
 
+/// The `trash` tool: list what was deleted, restore it, or empty the
+/// trash. Emptying it destroys files for good: its effect is
+/// `irreversible`, which the policy treats on its own.
+pub struct TrashTool;
+
+impl Tool for TrashTool {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "trash",
+            description: "The trash of deleted workspace files: list it, restore an entry by id, or empty it (destroys the files for good).",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "action": {"type": "string", "enum": ["list", "restore", "empty"]},
+                    "id": {"type": "string", "description": "The entry to restore (from list)", "maxLength": 64}
+                },
+                "required": ["action"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn effects(&self, args: &Value) -> Vec<Effect> {
+        match arg_str(args, "action") {
+            Some("restore") => vec![Effect::Write],
+            Some("empty") => vec![Effect::Write, Effect::Irreversible],
+            _ => vec![Effect::Read],
+        }
+    }
+
+    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        let trash = Trash::new(&ctx.data_dir);
+        let content = match arg_str(args, "action").unwrap_or("list") {
+            "restore" => {
+                let ws = Workspace::open(&ctx.workspace)?;
+                let id = arg_str(args, "id").unwrap_or_default();
+                format!("restored {}", trash.restore(&ws, id)?)
+            }
+            "empty" => format!("emptied the trash: {} entries destroyed", trash.empty()),
+            _ => {
+                let entries = trash.list();
+                if entries.is_empty() {
+                    "the trash is empty".to_string()
+                } else {
+                    entries
+                        .iter()
+                        .map(|e| format!("{}\t{}", e.id, e.original))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+            }
+        };
+        Ok(ToolOutput { ok: true, content })
+    }
+}
+
 /// Deleted files, kept for [`TRASH_DAYS`] days.
 pub struct Trash {
     dir: PathBuf,
@@ -432,6 +497,15 @@ impl Trash {
         trash_ws.rename("item", ws, &entry.original)?;
         let _ = std::fs::remove_dir_all(&slot);
         Ok(entry.original)
+    }
+
+    /// Deletes everything in the trash for good. Returns how many entries.
+    pub fn empty(&self) -> usize {
+        let entries = self.list();
+        for e in &entries {
+            let _ = std::fs::remove_dir_all(self.dir.join(&e.id));
+        }
+        entries.len()
     }
 
     fn purge_expired(&self) {

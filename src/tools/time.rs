@@ -30,6 +30,11 @@ impl Tool for Time {
         vec![Effect::Read]
     }
 
+    /// The clock is Hermit's own: trusted.
+    fn output_origin(&self, _: &Value) -> Option<crate::trust::provenance::Origin> {
+        None
+    }
+
     fn run(&self, ctx: &ToolContext, _: &Value) -> Result<ToolOutput, ToolError> {
         let tz = owner_timezone(&ctx.timezone).map_err(|m| ToolError::failed("time", m))?;
         let now = jiff::Timestamp::now().to_zoned(tz);

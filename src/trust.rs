@@ -1,0 +1,105 @@
+//! The trust layer: deterministic, outside the model. A model can be
+//! fooled; the policy cannot.
+//!
+//! - [`policy`]: principals, roles, role × effect → allow / ask / deny,
+//!   and the one decision function every tool call goes through.
+//! - [`provenance`]: where each piece of text came from; untrusted text
+//!   is fenced in the prompt and taints the conversation.
+//! - [`approvals`]: single-use approvals bound to the exact call.
+//! - [`halt`]: `!stop` / `!resume`.
+//! - [`redact`]: secrets and tokens out of every message, output and log.
+//! - [`audit`]: the append-only, hash-chained log.
+
+pub mod approvals;
+pub mod audit;
+pub mod halt;
+pub mod policy;
+pub mod provenance;
+pub mod redact;
+
+use std::time::Duration;
+
+use crate::config::Config;
+
+/// The trust layer of one data directory, shared by the daemon's tasks.
+pub struct Trust {
+    pub policy: policy::PolicyConfig,
+    pub principals: policy::Principals,
+    pub audit: audit::Audit,
+    pub approvals: approvals::Approvals,
+    pub halt: halt::Halt,
+    /// Hosts replies may link to (policy.link_hosts and the homeserver).
+    pub link_hosts: Vec<String>,
+}
+
+impl Trust {
+    /// Opens the trust layer and installs the secrets' values in the
+    /// redaction filter.
+    pub fn open(config: &Config) -> anyhow::Result<Self> {
+        let data = config.data_dir();
+        let db = |_: ()| crate::db::open(&data.join("hermit.db"));
+        if data.join("secrets").is_dir() {
+            let secrets = crate::secrets::Secrets::open(&data)?;
+            let all = secrets.all()?;
+            redact::install(redact::Redactor::new(all.iter().map(|(_, s)| s.expose())));
+        }
+        let mut link_hosts = config.policy.link_hosts.clone();
+        link_hosts.push(config.homeserver.server_name.clone());
+        Ok(Self {
+            policy: config.policy.clone(),
+            principals: policy::Principals {
+                owner: config.owner_id(),
+                members: config.matrix.members.clone(),
+                member_roles: config.policy.member_roles.clone(),
+            },
+            audit: audit::Audit::open(&data)?,
+            approvals: approvals::Approvals::new(
+                db(())?,
+                Duration::from_secs(config.policy.approval_ttl_seconds),
+                config.policy.require_verified_device,
+            ),
+            halt: halt::Halt::new(db(())?),
+            link_hosts,
+        })
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.principals.owner
+    }
+
+    /// The owner at the box's terminal.
+    pub fn local_owner(&self) -> policy::Principal {
+        policy::Principal::local_owner(self.owner())
+    }
+
+    /// A reply as it may leave the box: secrets out, links defused.
+    pub fn outgoing(&self, text: &str) -> String {
+        redact::neutralise_links(&redact::redact(text), &self.link_hosts)
+    }
+
+    /// Records a configuration change (the policy included) when the
+    /// configuration in force differs from the one last recorded.
+    pub fn record_config(&self, config: &Config) {
+        let text = format!("{config:?}");
+        let hash = audit::sha256_hex(text.as_bytes());
+        let last = self.audit.last_of("config");
+        let last_hash = last
+            .as_ref()
+            .and_then(|e| e.data.get("hash"))
+            .and_then(|h| h.as_str())
+            .map(String::from);
+        if last_hash.as_deref() != Some(hash.as_str()) {
+            self.audit.record(
+                "config",
+                "hermit",
+                serde_json::json!({
+                    "hash": hash,
+                    "changed": last.is_some(),
+                    "policy": serde_json::to_value(&config.policy).unwrap_or_default(),
+                    "owner": config.owner_id(),
+                    "members": config.matrix.members,
+                }),
+            );
+        }
+    }
+}

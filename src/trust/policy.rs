@@ -1,0 +1,498 @@
+//! Who may do what: principals, roles, and the one decision function.
+//!
+//! A principal is the exact Matrix user ID of the sender (never a display
+//! name, never a quoted reply), or the owner at the box's own terminal. The
+//! configuration maps role × effect to `allow`, `ask` or `deny`; provenance
+//! (taint), the stop switch and the `network` rules then raise that answer,
+//! never lower it. [`decide`] is pure: the same inputs give the same
+//! decision, whatever the model wrote.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::tools::Effect;
+
+/// What the policy says of one effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rule {
+    Allow,
+    Ask,
+    Deny,
+}
+
+/// A role's rules as written in the configuration: an effect left out
+/// keeps the role's default (for the owner and `member`), or is denied
+/// (for other roles).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleSet {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read: Option<Rule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write: Option<Rule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Rule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<Rule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<Rule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub irreversible: Option<Rule>,
+}
+
+impl RuleSet {
+    /// These rules over `base`.
+    pub fn over(&self, base: EffectRules) -> EffectRules {
+        EffectRules {
+            read: self.read.unwrap_or(base.read),
+            write: self.write.unwrap_or(base.write),
+            exec: self.exec.unwrap_or(base.exec),
+            network: self.network.unwrap_or(base.network),
+            message: self.message.unwrap_or(base.message),
+            irreversible: self.irreversible.unwrap_or(base.irreversible),
+        }
+    }
+}
+
+/// A role's rule for each effect, in force.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EffectRules {
+    pub read: Rule,
+    pub write: Rule,
+    pub exec: Rule,
+    pub network: Rule,
+    pub message: Rule,
+    pub irreversible: Rule,
+}
+
+impl EffectRules {
+    pub fn get(&self, effect: Effect) -> Rule {
+        match effect {
+            Effect::Read => self.read,
+            Effect::Write => self.write,
+            Effect::Exec => self.exec,
+            Effect::Network => self.network,
+            Effect::Message => self.message,
+            Effect::Irreversible => self.irreversible,
+        }
+    }
+
+    /// The owner's default: reads allowed, everything else asks.
+    pub fn owner_default() -> Self {
+        Self {
+            read: Rule::Allow,
+            write: Rule::Ask,
+            exec: Rule::Ask,
+            network: Rule::Ask,
+            message: Rule::Ask,
+            irreversible: Rule::Ask,
+        }
+    }
+
+    /// Everything denied: what a role defined without a rule gets.
+    pub fn none() -> Self {
+        Self {
+            read: Rule::Deny,
+            write: Rule::Deny,
+            exec: Rule::Deny,
+            network: Rule::Deny,
+            message: Rule::Deny,
+            irreversible: Rule::Deny,
+        }
+    }
+
+    /// A member's default: reads only.
+    pub fn member_default() -> Self {
+        Self {
+            read: Rule::Allow,
+            write: Rule::Deny,
+            exec: Rule::Deny,
+            network: Rule::Deny,
+            message: Rule::Deny,
+            irreversible: Rule::Deny,
+        }
+    }
+}
+
+/// `[policy]` in hermit.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// The owner's rules (over: reads allowed, everything else asks).
+    pub owner: RuleSet,
+    /// The rules of the `member` role (every ID in `matrix.members` not
+    /// given another role in `member_roles`; over: reads only).
+    pub member: RuleSet,
+    /// Further roles, by name (effects left out are denied).
+    pub roles: BTreeMap<String, RuleSet>,
+    /// Matrix ID → role name, for members who are not plain `member`s.
+    pub member_roles: BTreeMap<String, String>,
+    /// Seconds an approval request stays valid.
+    pub approval_ttl_seconds: u64,
+    /// Approvals count only from the owner's verified devices (encrypted
+    /// rooms; the device must be verified by the bot's cross-signing).
+    pub require_verified_device: bool,
+    /// Hosts that replies may link to or show images from; links and
+    /// images to any other host are neutralised. The homeserver's own
+    /// name is always allowed.
+    pub link_hosts: Vec<String>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            owner: RuleSet::default(),
+            member: RuleSet::default(),
+            roles: BTreeMap::new(),
+            member_roles: BTreeMap::new(),
+            approval_ttl_seconds: 600,
+            require_verified_device: false,
+            link_hosts: Vec::new(),
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// Checks what serde cannot: roles named exist, members are members.
+    pub fn check(&self, members: &[String]) -> Result<(), String> {
+        for (id, role) in &self.member_roles {
+            if !members.iter().any(|m| m == id) {
+                return Err(format!(
+                    "policy.member_roles names {id}, who is not in matrix.members"
+                ));
+            }
+            if role == "owner" {
+                return Err(format!(
+                    "policy.member_roles: {id} cannot have the owner's role; there is one owner (matrix.owner)"
+                ));
+            }
+            if role != "member" && !self.roles.contains_key(role) {
+                return Err(format!(
+                    "policy.member_roles: {id} has the role {role:?}, which is not defined in [policy.roles]"
+                ));
+            }
+        }
+        if self.approval_ttl_seconds < 10 {
+            return Err("policy.approval_ttl_seconds must be at least 10 (default 600)".into());
+        }
+        Ok(())
+    }
+
+    /// The rules in force for `role`; `None` for a role not defined.
+    pub fn rules(&self, role: &str) -> Option<EffectRules> {
+        match role {
+            "owner" => Some(self.owner.over(EffectRules::owner_default())),
+            "member" => Some(self.member.over(EffectRules::member_default())),
+            other => self.roles.get(other).map(|r| r.over(EffectRules::none())),
+        }
+    }
+}
+
+/// Who is asking: the exact user ID and the role it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub id: String,
+    pub role: String,
+}
+
+impl Principal {
+    pub fn is_owner(&self) -> bool {
+        self.role == "owner"
+    }
+
+    /// The owner at the box's own terminal (`hermit chat`, the control
+    /// socket): the Unix user who owns the data directory.
+    pub fn local_owner(owner_id: &str) -> Self {
+        Self {
+            id: owner_id.to_string(),
+            role: "owner".into(),
+        }
+    }
+}
+
+/// Principals from the configuration.
+#[derive(Debug, Clone)]
+pub struct Principals {
+    pub owner: String,
+    pub members: Vec<String>,
+    pub member_roles: BTreeMap<String, String>,
+}
+
+impl Principals {
+    /// The principal for an exact Matrix user ID; `None` for everyone else
+    /// (who is ignored).
+    pub fn of(&self, user_id: &str) -> Option<Principal> {
+        if user_id == self.owner {
+            return Some(Principal::local_owner(user_id));
+        }
+        if self.members.iter().any(|m| m == user_id) {
+            let role = self
+                .member_roles
+                .get(user_id)
+                .cloned()
+                .unwrap_or_else(|| "member".into());
+            return Some(Principal {
+                id: user_id.to_string(),
+                role,
+            });
+        }
+        None
+    }
+}
+
+/// Everything [`decide`] weighs besides the role's rules.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// The untrusted source that came into this turn's context first, if
+    /// any ("web page https://…", "message from @alice:…").
+    pub taint: Option<String>,
+    /// For a `message` effect: to whom.
+    pub recipient: Option<String>,
+    /// The owner typed this exact call (`hermit tools run`): it is its own
+    /// approval.
+    pub typed_by_owner: bool,
+    /// Hermit is stopped (`!stop`): nothing acts until `!resume`.
+    pub halted: bool,
+}
+
+/// What happens to a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Allow,
+    Ask,
+    Deny,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyDecision {
+    pub verdict: Verdict,
+    pub reason: String,
+}
+
+impl PolicyDecision {
+    fn new(verdict: Verdict, reason: impl Into<String>) -> Self {
+        Self {
+            verdict,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The decision on a call with `effects`, by `principal`, in `ctx`.
+pub fn decide(
+    policy: &PolicyConfig,
+    principal: &Principal,
+    owner_id: &str,
+    effects: &[Effect],
+    ctx: &CallContext,
+) -> PolicyDecision {
+    if ctx.halted {
+        return PolicyDecision::new(
+            Verdict::Deny,
+            "Hermit is stopped (!stop); nothing runs until the owner sends !resume",
+        );
+    }
+    let Some(rules) = policy.rules(&principal.role) else {
+        return PolicyDecision::new(
+            Verdict::Deny,
+            format!("{} has the unknown role {:?}", principal.id, principal.role),
+        );
+    };
+    let name = |e: Effect| {
+        serde_json::to_value(e)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    };
+    let mut effects: Vec<Effect> = effects.to_vec();
+    effects.sort();
+    effects.dedup();
+    if effects.is_empty() {
+        effects.push(Effect::Read);
+    }
+    let mut verdict = Verdict::Allow;
+    let mut because = Vec::new();
+    for &e in &effects {
+        let r = rules.get(e);
+        because.push(format!("{} {}", name(e), rule_word(r)));
+        verdict = verdict.max(match r {
+            Rule::Allow => Verdict::Allow,
+            Rule::Ask => Verdict::Ask,
+            Rule::Deny => Verdict::Deny,
+        });
+    }
+    let role_reason = format!("role {}: {}", principal.role, because.join(", "));
+    if verdict == Verdict::Deny {
+        return PolicyDecision::new(Verdict::Deny, role_reason);
+    }
+    if let Some(source) = &ctx.taint {
+        if effects.contains(&Effect::Message)
+            && ctx.recipient.as_deref().is_none_or(|r| r != owner_id)
+        {
+            return PolicyDecision::new(
+                Verdict::Deny,
+                format!("untrusted text ({source}) is in this turn: messages go to the owner only"),
+            );
+        }
+        if effects.iter().any(|&e| e != Effect::Read) && !ctx.typed_by_owner {
+            return PolicyDecision::new(
+                Verdict::Ask,
+                format!(
+                    "untrusted text ({source}) is in this turn: every effect beyond read needs the owner's approval"
+                ),
+            );
+        }
+    }
+    if verdict == Verdict::Ask && ctx.typed_by_owner && principal.is_owner() {
+        return PolicyDecision::new(
+            Verdict::Allow,
+            format!("typed by the owner at the command line ({role_reason})"),
+        );
+    }
+    PolicyDecision::new(verdict, role_reason)
+}
+
+fn rule_word(r: Rule) -> &'static str {
+    match r {
+        Rule::Allow => "allowed",
+        Rule::Ask => "asks",
+        Rule::Deny => "denied",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWNER: &str = "@owner:box";
+
+    fn owner() -> Principal {
+        Principal::local_owner(OWNER)
+    }
+
+    fn member() -> Principal {
+        Principal {
+            id: "@alice:box".into(),
+            role: "member".into(),
+        }
+    }
+
+    fn verdict(p: &Principal, effects: &[Effect], ctx: &CallContext) -> Verdict {
+        decide(&PolicyConfig::default(), p, OWNER, effects, ctx).verdict
+    }
+
+    #[test]
+    fn defaults_owner_reads_everything_else_asks_members_read_only() {
+        let none = CallContext::default();
+        assert_eq!(verdict(&owner(), &[Effect::Read], &none), Verdict::Allow);
+        for e in [
+            Effect::Write,
+            Effect::Exec,
+            Effect::Network,
+            Effect::Message,
+            Effect::Irreversible,
+        ] {
+            assert_eq!(verdict(&owner(), &[e], &none), Verdict::Ask, "{e:?}");
+            assert_eq!(verdict(&member(), &[e], &none), Verdict::Deny, "{e:?}");
+        }
+        assert_eq!(verdict(&member(), &[Effect::Read], &none), Verdict::Allow);
+        // The strictest effect of a call wins.
+        assert_eq!(
+            verdict(&owner(), &[Effect::Read, Effect::Write], &none),
+            Verdict::Ask
+        );
+    }
+
+    #[test]
+    fn taint_turns_allow_into_ask_and_denies_messages_to_others() {
+        let mut policy = PolicyConfig::default();
+        policy.owner.write = Some(Rule::Allow);
+        policy.owner.message = Some(Rule::Allow);
+        let clean = CallContext::default();
+        let tainted = CallContext {
+            taint: Some("web page https://evil.example/".into()),
+            ..Default::default()
+        };
+        let d = decide(&policy, &owner(), OWNER, &[Effect::Write], &clean);
+        assert_eq!(d.verdict, Verdict::Allow);
+        let d = decide(&policy, &owner(), OWNER, &[Effect::Write], &tainted);
+        assert_eq!(d.verdict, Verdict::Ask);
+        assert!(d.reason.contains("evil.example"), "{}", d.reason);
+        // Reads stay allowed.
+        let d = decide(&policy, &owner(), OWNER, &[Effect::Read], &tainted);
+        assert_eq!(d.verdict, Verdict::Allow);
+        // A message: to the owner it asks, to anyone else it is denied.
+        let to = |r: &str| CallContext {
+            recipient: Some(r.into()),
+            ..tainted.clone()
+        };
+        let d = decide(&policy, &owner(), OWNER, &[Effect::Message], &to(OWNER));
+        assert_eq!(d.verdict, Verdict::Ask);
+        let d = decide(&policy, &owner(), OWNER, &[Effect::Message], &to("@eve:x"));
+        assert_eq!(d.verdict, Verdict::Deny);
+        let d = decide(&policy, &owner(), OWNER, &[Effect::Message], &tainted);
+        assert_eq!(d.verdict, Verdict::Deny);
+    }
+
+    #[test]
+    fn stop_denies_everything_and_deny_is_never_lifted() {
+        let halted = CallContext {
+            halted: true,
+            typed_by_owner: true,
+            ..Default::default()
+        };
+        assert_eq!(verdict(&owner(), &[Effect::Read], &halted), Verdict::Deny);
+        let typed = CallContext {
+            typed_by_owner: true,
+            ..Default::default()
+        };
+        assert_eq!(verdict(&owner(), &[Effect::Exec], &typed), Verdict::Allow);
+        let mut policy = PolicyConfig::default();
+        policy.owner.irreversible = Some(Rule::Deny);
+        let d = decide(&policy, &owner(), OWNER, &[Effect::Irreversible], &typed);
+        assert_eq!(d.verdict, Verdict::Deny);
+        // A member typing at ... is not the owner: no lift.
+        assert_eq!(verdict(&member(), &[Effect::Write], &typed), Verdict::Deny);
+    }
+
+    #[test]
+    fn a_partial_rule_set_keeps_the_defaults_and_new_roles_start_denied() {
+        let text = "[owner]\nwrite = \"allow\"\n[roles.family]\nread = \"allow\"\n";
+        let policy: PolicyConfig = toml::from_str(text).unwrap();
+        let owner = policy.rules("owner").unwrap();
+        assert_eq!(owner.write, Rule::Allow);
+        assert_eq!(owner.exec, Rule::Ask);
+        let family = policy.rules("family").unwrap();
+        assert_eq!(family.read, Rule::Allow);
+        assert_eq!(family.write, Rule::Deny);
+        assert!(policy.rules("nobody").is_none());
+        assert!(toml::from_str::<PolicyConfig>("[owner]\nwrite = \"maybe\"").is_err());
+    }
+
+    #[test]
+    fn identity_is_the_exact_user_id() {
+        let p = Principals {
+            owner: OWNER.into(),
+            members: vec!["@alice:box".into(), "@bob:box".into()],
+            member_roles: [("@bob:box".to_string(), "family".to_string())].into(),
+        };
+        assert!(p.of(OWNER).unwrap().is_owner());
+        assert_eq!(p.of("@alice:box").unwrap().role, "member");
+        assert_eq!(p.of("@bob:box").unwrap().role, "family");
+        assert!(p.of("@Owner:box").is_none());
+        assert!(p.of("@owner:box ").is_none());
+        assert!(p.of("owner").is_none());
+        // An undefined role denies.
+        let d = decide(
+            &PolicyConfig::default(),
+            &p.of("@bob:box").unwrap(),
+            OWNER,
+            &[Effect::Read],
+            &CallContext::default(),
+        );
+        assert_eq!(d.verdict, Verdict::Deny);
+    }
+}
