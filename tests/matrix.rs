@@ -767,13 +767,45 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
     react(&alice_room, &request.id, "✅").await;
     send_text(&alice_room, &format!("!approve {code}")).await;
     // A wrong code from the owner does nothing either.
-    send_text(&room, "!approve ZZZZZZ").await;
+    let wrong = send_text(&room, "!approve ZZZZZZ").await;
     owner
         .wait_for(
             "the refusal of a wrong code",
             bot_says("no request with the code ZZZZZZ"),
         )
         .await;
+    // Nor does editing that message into the right code.
+    {
+        use matrix_sdk::ruma::events::room::message::{
+            ReplacementMetadata, RoomMessageEventContentWithoutRelation,
+        };
+        room.send(
+            RoomMessageEventContentWithoutRelation::text_plain(format!("!approve {code}"))
+                .make_replacement(ReplacementMetadata::new(wrong.clone(), None)),
+        )
+        .await
+        .unwrap();
+    }
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let n: i64 = daemon
+            .db()
+            .query_row(
+                "SELECT count(*) FROM audit WHERE kind = 'approval.ignored' AND data LIKE '%edited message%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if n == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the edit was not noticed:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let refusals = owner
         .wait_for("both refusals of alice", |seen| {
             let n = seen
@@ -813,6 +845,29 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
     assert!(answer.contains("I am stopped"), "{answer}");
     send_text(&room, "!resume").await;
     owner.wait_for("the resume", bot_says("Resumed")).await;
+
+    // The same switch from the box, through the control socket.
+    let cli = |args: &[&str]| {
+        common::hermit()
+            .args(args)
+            .env("HERMIT_DATA", &data)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["stop-all"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(
+        common::stdout(&out).contains("halted"),
+        "{}",
+        common::stdout(&out)
+    );
+    let held = send_text(&room, "And three plus three?").await;
+    assert!(wait_answered(&daemon, &held).await.contains("I am stopped"));
+    assert!(cli(&["resume"]).status.success());
+    let out = cli(&["approvals", "list", "--all", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["code"], code.as_str());
+    assert_eq!(list[0]["status"], "used");
 
     // All of it is in the audit log, whose chain is whole.
     let out = common::hermit()
