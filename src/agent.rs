@@ -503,7 +503,10 @@ impl Agent {
                     text,
                 });
                 let asked = Instant::now();
-                let outcome = trust.approvals.wait(&code, cancel).await;
+                let outcome = trust
+                    .approvals
+                    .wait(&code, cancel, || trust.halt.is_halted())
+                    .await;
                 waited = Some(asked.elapsed());
                 let denied =
                     |why: String| Ok(Step::Waited(asked.elapsed(), false, why, Origin::Assistant));
@@ -555,14 +558,23 @@ impl Agent {
             .get(&call.name)
             .and_then(|t| t.output_origin(&call.arguments))
             .unwrap_or(Origin::Assistant);
+        if trust.halt.is_halted() {
+            return Ok(Step::Cancelled);
+        }
         let for_tool = call.clone();
         let tb = toolbox.clone();
         let result = tokio::task::spawn_blocking(move || tb.run_checked(&for_tool))
             .await
             .map_err(|_| InferenceError::EngineStopped)?;
+        // An error can quote what the tool met (a redirect's target, a
+        // file name): it keeps the tool's origin, and is redacted too.
         let (ok, content, origin) = match result {
             Ok(out) => (out.ok, out.content, origin),
-            Err(e) => (false, format!("error: {e}"), Origin::Assistant),
+            Err(e) => (
+                false,
+                crate::trust::redact::redact(&format!("error: {e}")),
+                origin,
+            ),
         };
         Ok(match waited {
             Some(w) => Step::Waited(w, ok, content, origin),

@@ -1276,7 +1276,25 @@ pub fn secrets_set(global: &Global, name: &str) -> anyhow::Result<()> {
     }
     let mut value = String::new();
     std::io::stdin().read_line(&mut value)?;
+    // Shorter values would match ordinary text: the filter skips them.
+    anyhow::ensure!(
+        value.trim().len() >= 8,
+        "a secret must be at least 8 characters long, or it could not be told apart from ordinary text when redacting"
+    );
     secrets.set(name, &value)?;
+    // A running daemon redacts it from now on.
+    let rt = runtime()?;
+    let reloaded = rt.block_on(async {
+        let mut client = crate::control::connect(&data).await?;
+        client
+            .request(&crate::control::Request::ReloadSecrets)
+            .await
+            .ok()?;
+        client.next().await.ok()
+    });
+    if reloaded.is_some_and(|v| v["event"] == "reloaded") {
+        eprintln!("the running daemon now redacts it");
+    }
     if let Ok(trust) = crate::trust::Trust::open(&config) {
         trust.audit.record(
             "secret.set",

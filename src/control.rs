@@ -34,13 +34,22 @@ pub const SOCKET: &str = "hermit.sock";
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     Status,
-    Chat { text: String },
+    Chat {
+        text: String,
+    },
     Cancel,
     New,
-    Approve { code: String },
-    Deny { code: String },
+    Approve {
+        code: String,
+    },
+    Deny {
+        code: String,
+    },
     StopAll,
     Resume,
+    /// Reads the secrets store again (after `hermit secrets set`), so
+    /// that the new value is redacted too.
+    ReloadSecrets,
 }
 
 /// What `{"op": "status"}` answers.
@@ -58,6 +67,7 @@ pub struct Status {
 pub struct Server {
     listener: UnixListener,
     path: PathBuf,
+    data_dir: PathBuf,
     agent: Arc<Agent>,
     bot: Arc<Bot>,
     homeserver: String,
@@ -88,6 +98,7 @@ impl Server {
         Ok(Self {
             listener,
             path,
+            data_dir: data_dir.to_path_buf(),
             agent,
             bot,
             homeserver,
@@ -111,10 +122,19 @@ impl Server {
                     continue;
                 }
             };
-            // Only the daemon's own user, even if the file mode is changed.
+            // Only the daemon's own user, even if the file mode is changed;
+            // and not from a sandboxed tool process: those run as the same
+            // user but in namespaces of their own, and Landlock does not
+            // govern connecting to a Unix socket. A tool that could talk
+            // here could approve its own calls.
             let uid = unsafe { libc::geteuid() };
             match stream.peer_cred() {
-                Ok(cred) if cred.uid() == uid => {}
+                Ok(cred) if cred.uid() == uid => {
+                    if let Err(why) = same_namespaces(cred.pid()) {
+                        tracing::warn!(pid = ?cred.pid(), %why, "refused a control connection from another namespace (a sandboxed process?)");
+                        continue;
+                    }
+                }
                 other => {
                     tracing::warn!(?other, "refused a control connection from another user");
                     continue;
@@ -193,6 +213,13 @@ impl Server {
                 }
                 Request::StopAll => {
                     let r = self.stop_all();
+                    send(&mut write, &r).await?;
+                }
+                Request::ReloadSecrets => {
+                    let r = match crate::trust::load_secrets(&self.data_dir) {
+                        Ok(()) => serde_json::json!({"event": "reloaded"}),
+                        Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),
+                    };
                     send(&mut write, &r).await?;
                 }
                 Request::Resume => {
@@ -331,6 +358,22 @@ impl Server {
     fn agent_system_prompt(&self) -> String {
         self.bot.system_prompt().to_string()
     }
+}
+
+/// Whether process `pid` shares the daemon's PID and user
+/// namespaces (the sandbox gives its processes new ones).
+fn same_namespaces(pid: Option<i32>) -> Result<(), String> {
+    let pid = pid.ok_or("the peer's process is unknown")?;
+    for ns in ["pid", "user"] {
+        let mine = std::fs::read_link(format!("/proc/self/ns/{ns}"))
+            .map_err(|e| format!("cannot read our {ns} namespace: {e}"))?;
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+            .map_err(|e| format!("cannot read the peer's {ns} namespace: {e}"))?;
+        if mine != theirs {
+            return Err(format!("the peer is in another {ns} namespace"));
+        }
+    }
+    Ok(())
 }
 
 async fn send(

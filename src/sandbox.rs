@@ -144,6 +144,15 @@ static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 static RUNNING: std::sync::Mutex<Vec<(u64, i32, Option<PathBuf>)>> =
     std::sync::Mutex::new(Vec::new());
 
+/// Set while Hermit is stopped: a process that starts anyway (between a
+/// check and its launch) is killed as soon as it is registered.
+static HALTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Holds (or releases) every sandboxed process of this process.
+pub fn set_halted(halted: bool) {
+    HALTED.store(halted, Ordering::SeqCst);
+}
+
 /// How many sandboxed process trees this process runs now.
 pub fn running_count() -> usize {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -159,8 +168,10 @@ pub fn kill_all_running() -> usize {
             libc::kill(-pid, libc::SIGKILL);
             libc::kill(*pid, libc::SIGKILL);
         }
+        // One pass: the run that owns the cgroup kills what is left once
+        // its launcher is gone.
         if let Some(dir) = cgroup {
-            kill_cgroup(dir);
+            kill_cgroup_once(dir);
         }
     }
     running.len()
@@ -246,6 +257,9 @@ impl Sandbox {
             }
         }
         let _running = Deregister(run_id);
+        if HALTED.load(Ordering::SeqCst) {
+            kill_tree(pid, None);
+        }
         let cap = policy.limits.output_bytes;
         let (over_tx, over_rx) = std::sync::mpsc::channel::<()>();
         let stdout = child
@@ -404,6 +418,17 @@ impl ProcessCgroup {
 
     fn kill_all(&self) {
         kill_cgroup(&self.dir);
+    }
+}
+
+/// Signals every member of a cgroup once.
+fn kill_cgroup_once(dir: &Path) {
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        // SAFETY: kill(2) on members of our own cgroup.
+        unsafe {
+            libc::kill(p, libc::SIGKILL);
+        }
     }
 }
 

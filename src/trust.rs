@@ -32,17 +32,24 @@ pub struct Trust {
     pub link_hosts: Vec<String>,
 }
 
+/// Installs the values of every stored secret in the redaction filter
+/// (again after `hermit secrets set`).
+pub fn load_secrets(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    if data_dir.join("secrets").is_dir() {
+        let secrets = crate::secrets::Secrets::open(data_dir)?;
+        let all = secrets.all()?;
+        redact::install(redact::Redactor::new(all.iter().map(|(_, s)| s.expose())));
+    }
+    Ok(())
+}
+
 impl Trust {
     /// Opens the trust layer and installs the secrets' values in the
     /// redaction filter.
     pub fn open(config: &Config) -> anyhow::Result<Self> {
         let data = config.data_dir();
         let db = |_: ()| crate::db::open(&data.join("hermit.db"));
-        if data.join("secrets").is_dir() {
-            let secrets = crate::secrets::Secrets::open(&data)?;
-            let all = secrets.all()?;
-            redact::install(redact::Redactor::new(all.iter().map(|(_, s)| s.expose())));
-        }
+        load_secrets(&data)?;
         let mut link_hosts = config.policy.link_hosts.clone();
         link_hosts.push(config.homeserver.server_name.clone());
         Ok(Self {

@@ -854,6 +854,37 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
             .output()
             .unwrap()
     };
+    // A sandboxed tool process cannot use the control socket (it could
+    // approve its own calls): the daemon drops its connection.
+    let probe = format!(
+        "import socket\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.connect({:?})\n\
+         s.sendall(b'{{\"op\": \"status\"}}\\n')\n\
+         try:\n    print('REPLY', s.recv(4096))\n\
+         except OSError as e:\n    print('DROPPED', e)\n",
+        data.join("hermit.sock").display().to_string()
+    );
+    let args = serde_json::json!({"path": "probe.py", "content": probe}).to_string();
+    assert!(
+        cli(&["tools", "run", "write_file", "--args", &args])
+            .status
+            .success()
+    );
+    let args = serde_json::json!({"command": "python3 probe.py"}).to_string();
+    let out = cli(&["tools", "run", "shell", "--args", &args]);
+    let said = common::stdout(&out);
+    assert!(
+        said.contains("REPLY b''") || said.contains("DROPPED"),
+        "{said}{}",
+        common::stderr(&out)
+    );
+    assert!(!said.contains("model"), "{said}");
+    assert!(
+        daemon
+            .log()
+            .contains("refused a control connection from another namespace")
+    );
     let out = cli(&["stop-all"]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(

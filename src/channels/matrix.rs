@@ -453,7 +453,10 @@ impl Bot {
                             now_ms(),
                         ],
                     )?;
-                    if inserted == 1 {
+                    let age = now_ms() - i64::from(r.origin_server_ts.0);
+                    if inserted == 1 && age > TRUST_COMMAND_MAX_AGE_MS {
+                        tracing::warn!(event = %r.event_id, "an old reaction does nothing");
+                    } else if inserted == 1 {
                         self.reaction(room, r, verified);
                     }
                 }
@@ -515,7 +518,9 @@ impl Bot {
             direct,
             "message"
         );
-        if !direct && !self.mentioned(&msg.content, &body) {
+        // `!approve`, `!stop`...: commands to the bot even without a mention.
+        let command = is_trust_command(strip_mention(&body, &self.settings.bot_id).trim());
+        if !direct && !command && !self.mentioned(&msg.content, &body) {
             tracing::debug!(room = %room.room_id(), "group message without a mention: not answered");
             return Ok(None);
         }
@@ -549,9 +554,17 @@ impl Bot {
                     now_ms(),
                 ],
             )?;
-            if inserted == 1
-                && !(initial && i64::from(msg.origin_server_ts.0) < now_ms() - 10 * 60 * 1000)
-            {
+            // An old command (decrypted late, fetched from a gap) must not
+            // act now: an old `!resume` would undo a newer `!stop`.
+            let age = now_ms() - i64::from(msg.origin_server_ts.0);
+            if inserted == 1 && age > TRUST_COMMAND_MAX_AGE_MS {
+                tracing::warn!(event = %msg.event_id, age_s = age / 1000, "an old approval or stop command does nothing");
+                self.trust.audit.record(
+                    "approval.ignored",
+                    &sender,
+                    serde_json::json!({"room": room.room_id().as_str(), "event": msg.event_id.as_str(), "why": "too old"}),
+                );
+            } else if inserted == 1 {
                 let reply = self.trust_command(room, &sender, body.trim(), verified);
                 self.notice(room, &reply).await;
             }
@@ -951,8 +964,13 @@ impl Bot {
                 }
                 // At most one edit per interval, and a bounded number of them.
                 let due = last_edit.is_none_or(|t| t.elapsed() >= self.settings.edit_interval);
-                if due && edits < self.settings.max_edits && !text.trim().is_empty() {
-                    let shown = chunks(text.trim_end(), MAX_MESSAGE_TEXT)[0];
+                // Up to the last whitespace only: a token or secret still
+                // being written is never streamed half-way, where the
+                // redaction filter could not recognise it (edits stay in
+                // the room's history).
+                let streamable = &text[..text.rfind(char::is_whitespace).unwrap_or(0)];
+                if due && edits < self.settings.max_edits && !streamable.trim().is_empty() {
+                    let shown = chunks(streamable.trim_end(), MAX_MESSAGE_TEXT)[0];
                     // A failed edit is not the end of the answer: the next one,
                     // or the final one, carries the text.
                     if let Err(e) = reply.send(&format!("{shown} …")).await {
@@ -1008,7 +1026,16 @@ impl Bot {
 
     /// Posts an approval request in the room; reactions to it decide it.
     async fn post_request(&self, room: &Room, code: &str, text: &str) {
-        let text = self.trust.outgoing(text);
+        // Exactly what will run: redacted, but links are not shortened
+        // (the arguments are in a code block, which clients do not link).
+        let mut shown = crate::trust::redact::redact(text);
+        if shown != text {
+            shown.push_str(
+                "\n\n⚠️ Parts of the arguments match a secret or a token and are shown as [redacted]: \
+                 the call would use them as they are.",
+            );
+        }
+        let text = shown;
         match room
             .send(RoomMessageEventContent::text_markdown(&text))
             .await
@@ -1342,6 +1369,9 @@ fn strip_mention(body: &str, bot_id: &str) -> String {
     }
     body.to_string()
 }
+
+/// Approvals, denials, stops and resumes older than this do nothing.
+const TRUST_COMMAND_MAX_AGE_MS: i64 = 10 * 60 * 1000;
 
 /// `!approve`, `!deny`, `!stop`, `!resume`: handled as soon as they
 /// arrive, outside the room's queue.

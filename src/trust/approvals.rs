@@ -186,16 +186,17 @@ impl Approvals {
     pub fn decide(&self, code: &str, who: &Decider, approve: bool) -> Result<Stored, String> {
         let code = code.trim().to_ascii_uppercase();
         let db = self.db();
-        let row = stored(&db, &code).map_err(|e| e.to_string())?;
-        let Some(row) = row else {
-            return Err(format!("there is no request with the code {code}"));
-        };
+        // Whether a code exists is nobody's business but the owner's.
         if !who.is_owner {
             return Err(format!(
                 "{} is not the owner; only the owner decides",
                 who.user
             ));
         }
+        let row = stored(&db, &code).map_err(|e| e.to_string())?;
+        let Some(row) = row else {
+            return Err(format!("there is no request with the code {code}"));
+        };
         if let Some(place) = &who.place
             && place != &row.place
         {
@@ -251,9 +252,16 @@ impl Approvals {
     /// Waits for the decision on `code` (polling the database, so that a
     /// decision taken by another process counts), until it expires or
     /// `cancel` is set.
-    pub async fn wait(&self, code: &str, cancel: &std::sync::atomic::AtomicBool) -> Outcome {
+    pub async fn wait(
+        &self,
+        code: &str,
+        cancel: &std::sync::atomic::AtomicBool,
+        halted: impl Fn() -> bool,
+    ) -> Outcome {
         loop {
-            if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            // A stop from any process (`hermit stop-all` with no daemon
+            // running reaches a local `hermit chat` this way).
+            if cancel.load(std::sync::atomic::Ordering::SeqCst) || halted() {
                 let _ = self.db().execute(
                     "UPDATE approvals SET status = 'cancelled' WHERE code = ?1 AND status = 'pending'",
                     [code],
@@ -350,7 +358,7 @@ pub fn describe(req: &ApprovalRequest, code: &str, ttl: Duration) -> String {
     );
     if let Some(t) = &req.taint {
         text.push_str(&format!(
-            "\n⚠️ Untrusted text came before this request: {t}. It may have been written to make me do this.\n"
+            "\n⚠️ Untrusted text came before this request: `{t}`. It may have been written to make me do this.\n"
         ));
     }
     text.push_str(&format!(

@@ -105,12 +105,10 @@ impl Audit {
             params![seq, ts, kind, actor, data, prev, hash],
         )?;
         tx.commit()?;
-        drop(db);
-        // The head, outside the database: written atomically.
-        let tmp = self.head.with_extension("tmp");
-        if std::fs::write(&tmp, format!("{seq} {hash}\n")).is_ok() {
-            let _ = std::fs::rename(&tmp, &self.head);
+        if let Err(e) = write_head(&self.head, seq, &hash) {
+            tracing::error!(error = %e, "cannot write the audit head");
         }
+        drop(db);
         Ok(Entry {
             seq,
             ts,
@@ -129,6 +127,40 @@ impl Audit {
             .ok()?
             .pop()
     }
+}
+
+/// Records the newest entry in the head file, under an exclusive lock,
+/// and only if it is newer than what is there (another process may have
+/// appended meanwhile).
+fn write_head(path: &Path, seq: i64, hash: &str) -> std::io::Result<()> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    // SAFETY: flock on a descriptor we own; released when `f` closes.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    let current = text
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or(0);
+    if seq > current {
+        f.set_len(0)?;
+        f.seek(std::io::SeekFrom::Start(0))?;
+        f.write_all(format!("{seq} {hash}\n").as_bytes())?;
+        f.sync_data()?;
+    }
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -256,7 +288,15 @@ pub fn verify(db: &Connection, data_dir: &Path) -> Result<Verification, rusqlite
         expected_seq += 1;
     }
     // Entries cut from the end leave a chain that is whole but short.
-    if let Ok(text) = std::fs::read_to_string(data_dir.join("audit.head")) {
+    let head = std::fs::read_to_string(data_dir.join("audit.head"));
+    if head.is_err() && count > 0 {
+        return fail(
+            count,
+            "audit.head is missing: entries may have been cut from the end of the log".into(),
+            count,
+        );
+    }
+    if let Ok(text) = head {
         let mut parts = text.split_whitespace();
         if let (Some(Ok(seq)), Some(hash)) = (parts.next().map(str::parse::<i64>), parts.next()) {
             if seq > count {

@@ -33,11 +33,13 @@ impl Drop for TurnGuard<'_> {
 
 impl Halt {
     pub fn new(db: Connection) -> Self {
-        Self {
+        let halt = Self {
             db: Mutex::new(db),
             turns: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
-        }
+        };
+        crate::sandbox::set_halted(halt.is_halted());
+        halt
     }
 
     /// Whether Hermit is stopped (read from the database, so a stop set
@@ -91,6 +93,7 @@ impl Halt {
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [by],
         )?;
+        crate::sandbox::set_halted(true);
         let turns: Vec<_> = self
             .turns
             .lock()
@@ -110,6 +113,7 @@ impl Halt {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .execute("DELETE FROM trust_state WHERE key = 'halted'", [])?;
+        crate::sandbox::set_halted(false);
         Ok(())
     }
 }

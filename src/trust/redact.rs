@@ -28,20 +28,21 @@ fn patterns() -> &'static [(Regex, &'static str)] {
         [
             // Private keys, whole (or to the end when cut).
             (
-                r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)",
+                r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)",
                 MARK,
             ),
             // Matrix access and refresh tokens.
             (r"\bsy[tr]_[A-Za-z0-9_\-]{8,}", MARK),
             // Authorization headers and their values.
-            (r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]{8,}=*", "$1 [redacted]"),
+            (r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]{16,}=*", "$1 [redacted]"),
+            (r"(?i)(authorization:\s*basic)\s+[A-Za-z0-9+/]{8,}=*", "$1 [redacted]"),
             // Tokens in URL queries and fragments.
             (
-                r"(?i)([?&#](?:access_token|refresh_token|token|api_key|apikey|key|secret|password|passwd|sig|signature)=)[^&\s#'<>)]+",
+                r#"(?i)([?&#;](?:amp;)?(?:access_token|refresh_token|token|api_key|apikey|key|secret|password|passwd|sig|signature)=)[^&\s#'"\\<>)]+"#,
                 "${1}[redacted]",
             ),
             // user:password@ in URLs.
-            (r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@", "${1}[redacted]@"),
+            (r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s:@]*:[^/\s]*@", "${1}[redacted]@"),
             // Well-known API key shapes.
             (r"\bgh[pousr]_[A-Za-z0-9]{30,}", MARK),
             (r"\bgithub_pat_[A-Za-z0-9_]{30,}", MARK),
@@ -82,6 +83,9 @@ impl Redactor {
             values.push(hex);
             values.push(percent_encode(s));
             values.push(percent_encode(s).to_lowercase());
+            // As it appears inside JSON (audit entries, JSON logs).
+            let json = serde_json::to_string(s).unwrap_or_default();
+            values.push(json[1..json.len().saturating_sub(1).max(1)].to_string());
         }
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
@@ -176,23 +180,31 @@ impl Drop for LineWriter {
 use std::io::Write as _;
 
 /// Markdown images and links (and HTML ones) to hosts not in `allowed`
-/// are neutralised: an image becomes its description, a link its text
-/// and the host's name, a bare URL loses everything after its host. So a
-/// reply cannot smuggle data out through a URL a client would load or a
-/// person would follow.
+/// are neutralised: an image becomes its description, a link its text,
+/// a URL the name of its host written so that no client makes it a link
+/// (`evil[.]example`); path, query, user and port are gone. So a reply
+/// cannot smuggle data out through a URL a client would load or a person
+/// would follow.
 pub fn neutralise_links(text: &str, allowed: &[String]) -> String {
-    static RES: OnceLock<[Regex; 5]> = OnceLock::new();
-    let [image, link, reference, html, bare] = RES.get_or_init(|| {
+    static RES: OnceLock<[Regex; 6]> = OnceLock::new();
+    let [image, link, reference, html, bare, schemeless] = RES.get_or_init(|| {
         [
             Regex::new(r"!\[([^\]]*)\]\(\s*<?([^)\s>]*)>?[^)]*\)").unwrap(),
             Regex::new(r"\[([^\]]*)\]\(\s*<?([^)\s>]*)>?[^)]*\)").unwrap(),
             Regex::new(r"(?m)^[ \t]*\[([^\]]+)\]:[ \t]*<?(\S+?)>?(?:[ \t].*)?$").unwrap(),
-            Regex::new(r#"(?i)<\s*(?:img|a|iframe|video|audio|source|link|object|embed)\b[^>]*>"#)
+            Regex::new(r#"(?i)<\s*/?\s*(?:img|a|iframe|video|audio|source|link|object|embed|form|base|meta)\b[^>]*>"#)
                 .unwrap(),
-            Regex::new(r#"(?i)<?\b((?:https?|ftp)://[^\s<>()\[\]"']+)>?"#).unwrap(),
+            Regex::new(r#"(?i)<?((?:https?|ftp|wss?)://[^\s<>()\[\]"'`]+)>?"#).unwrap(),
+            Regex::new(r#"(?i)\b((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,})(?::\d+)?[/?#][^\s<>()\[\]"'`]*"#)
+                .unwrap(),
         ]
     });
     let ok = |url: &str| host_of(url).is_some_and(|h| allowed_host(&h, allowed));
+    let shown = |url: &str| {
+        host_of(url)
+            .map(|h| defang(&h))
+            .unwrap_or_else(|| "an unknown host".into())
+    };
     let text = image.replace_all(text, |c: &regex::Captures| {
         if ok(&c[2]) {
             c[0].to_string()
@@ -204,7 +216,7 @@ pub fn neutralise_links(text: &str, allowed: &[String]) -> String {
                 } else {
                     format!(" \u{201c}{}\u{201d}", &c[1])
                 },
-                host_of(&c[2]).unwrap_or_else(|| "its address".into())
+                shown(&c[2])
             )
         }
     });
@@ -212,11 +224,7 @@ pub fn neutralise_links(text: &str, allowed: &[String]) -> String {
         if ok(&c[2]) {
             c[0].to_string()
         } else {
-            format!(
-                "{} (link to {} removed)",
-                &c[1],
-                host_of(&c[2]).unwrap_or_else(|| "an unknown host".into())
-            )
+            format!("{} (link to {} removed)", &c[1], shown(&c[2]))
         }
     });
     let text = reference.replace_all(&text, |c: &regex::Captures| {
@@ -226,13 +234,19 @@ pub fn neutralise_links(text: &str, allowed: &[String]) -> String {
             format!("[{}]: (link removed)", &c[1])
         }
     });
+    // An HTML tag stays only if it points somewhere, absolutely, and only
+    // to allowed hosts (`//host`, entities and relative tricks go).
     let text = html.replace_all(&text, |c: &regex::Captures| {
         let tag = &c[0];
-        let keep = tag
-            .split(['"', '\'', ' ', '='])
+        if tag.trim_start_matches(['<', ' ']).starts_with('/') {
+            return tag.to_string();
+        }
+        let urls: Vec<&str> = tag
+            .split(['"', '\'', ' ', '=', '>'])
             .filter(|p| p.contains("://"))
-            .all(ok);
-        if keep {
+            .collect();
+        let suspicious = tag.contains('&') || tag.contains("//") && urls.is_empty();
+        if !urls.is_empty() && !suspicious && urls.iter().all(|u| ok(u)) {
             tag.to_string()
         } else {
             "(embedded content removed)".to_string()
@@ -241,24 +255,25 @@ pub fn neutralise_links(text: &str, allowed: &[String]) -> String {
     let text = bare.replace_all(&text, |c: &regex::Captures| {
         let url = &c[1];
         if ok(url) {
-            return c[0].to_string();
+            c[0].to_string()
+        } else {
+            format!("{} (link removed)", shown(url))
         }
-        match host_of(url) {
-            // Everything that could carry data (path, query) goes.
-            Some(h) => {
-                let scheme = &url[..url.find("://").unwrap_or(0)];
-                let rest = &url[url.find("://").map(|i| i + 3).unwrap_or(0)..];
-                let host_part = rest.split(['/', '?', '#']).next().unwrap_or("");
-                if rest.len() > host_part.len() + 1 {
-                    format!("{scheme}://{h}/… (address shortened)")
-                } else {
-                    c[0].to_string()
-                }
-            }
-            None => c[0].to_string(),
+    });
+    let text = schemeless.replace_all(&text, |c: &regex::Captures| {
+        let host = c[1].to_ascii_lowercase();
+        if allowed_host(&host, allowed) || c[0].contains("[.]") {
+            c[0].to_string()
+        } else {
+            format!("{} (link removed)", defang(&host))
         }
     });
     text.into_owned()
+}
+
+/// A host name no client turns into a link.
+fn defang(host: &str) -> String {
+    host.replace('.', "[.]")
 }
 
 /// The host of an absolute URL, lowercased; `None` for relative ones.
@@ -308,6 +323,10 @@ mod tests {
         }
         // Other text is left alone.
         assert_eq!(r.redact("nothing to see"), "nothing to see");
+        assert_eq!(
+            r.redact("a basic understanding of bearer instruments"),
+            "a basic understanding of bearer instruments"
+        );
     }
 
     #[test]
@@ -334,6 +353,15 @@ mod tests {
             ),
             ("key ghp_0123456789abcdefghijklmnopqrstuvwxyz", "ghp_0123"),
             ("AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
+            (
+                "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQdGBGRzZWNyZXQ\n-----END PGP PRIVATE KEY BLOCK-----",
+                "lQdGBGRzZWNyZXQ",
+            ),
+            ("redis://:hunter2hunter@h.example:6379", "hunter2hunter"),
+            (
+                "{\"url\":\"https://h.example/?key=abcdef123\",\"decision\":\"ask\"}",
+                "abcdef123",
+            ),
         ] {
             let out = r.redact(text);
             assert!(!out.contains(gone), "{text} -> {out}");
@@ -350,9 +378,12 @@ mod tests {
             &allowed,
         );
         assert!(!out.contains("SECRETDATA"), "{out}");
-        assert!(out.contains("evil.example is not an allowed host"), "{out}");
         assert!(
-            out.contains("click (link to evil.example removed)"),
+            out.contains("evil[.]example is not an allowed host"),
+            "{out}"
+        );
+        assert!(
+            out.contains("click (link to evil[.]example removed)"),
             "{out}"
         );
         assert!(out.contains("[docs](https://hermit.local/a)"), "{out}");
@@ -362,10 +393,28 @@ mod tests {
             &allowed,
         );
         assert!(!out.contains("SECRETDATA"), "{out}");
-        // A URL with nothing after its host stays as it is.
+        assert!(!out.contains("evil.example"), "{out}");
+        // Data in a host name, a user part, a scheme-less address, a
+        // protocol-relative tag: all gone.
+        for sneaky in [
+            "see https://SECRETDATA.evil.example",
+            "see https://SECRETDATA@evil.example/",
+            "see xhttps://evil.example/?d=SECRETDATA",
+            "see evil.example/?d=SECRETDATA",
+            "<a href=\"//evil.example/?d=SECRETDATA\">x</a>",
+            "<a href=\"https&#58;//evil.example/?d=SECRETDATA\">x</a>",
+        ] {
+            let out = neutralise_links(sneaky, &allowed);
+            assert!(
+                !out.contains("SECRETDATA") || !out.contains("evil.example"),
+                "{sneaky} -> {out}"
+            );
+            assert!(!out.contains("evil.example"), "{sneaky} -> {out}");
+        }
+        // Allowed hosts and plain prose are left alone.
         assert_eq!(
-            neutralise_links("see https://example.org", &allowed),
-            "see https://example.org"
+            neutralise_links("see https://hermit.local/x?y=1 and notes.", &allowed),
+            "see https://hermit.local/x?y=1 and notes."
         );
     }
 }
