@@ -1081,41 +1081,17 @@ pub fn approvals_decide(global: &Global, code: &str, approve: bool) -> anyhow::R
     let config = global.load_config()?;
     ensure_data_dir(&config)?;
     let trust = crate::trust::Trust::open(&config)?;
-    let who = crate::trust::approvals::Decider {
-        user: trust.owner().to_string(),
-        is_owner: true,
-        place: None,
-        verified: None,
-    };
-    match trust.approvals.decide(code, &who, approve) {
-        Ok(row) => {
-            trust.audit.record(
-                if approve {
-                    "approval.approve"
-                } else {
-                    "approval.deny"
-                },
-                trust.owner(),
-                serde_json::json!({"code": row.code, "tool": row.tool, "via": "command line"}),
-            );
-            println!(
-                "{} {}: {} {}",
-                if approve { "approved" } else { "denied" },
-                row.code,
-                row.tool,
-                crate::trust::redact::redact(&row.arguments.to_string())
-            );
-            Ok(())
-        }
-        Err(why) => {
-            trust.audit.record(
-                "approval.ignored",
-                trust.owner(),
-                serde_json::json!({"code": code, "why": why, "via": "command line"}),
-            );
-            anyhow::bail!("{why}")
-        }
-    }
+    let row = trust
+        .decide_at_box(code, approve, "command line")
+        .map_err(|why| anyhow::anyhow!(why))?;
+    println!(
+        "{} {}: {} {}",
+        if approve { "approved" } else { "denied" },
+        row.code,
+        row.tool,
+        crate::trust::redact::redact(&row.arguments.to_string())
+    );
+    Ok(())
 }
 
 /// `hermit stop-all`: through the running daemon (which halts its turns

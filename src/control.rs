@@ -312,30 +312,13 @@ impl Server {
 
     /// The owner's decision, typed at the box.
     fn decide(&self, code: &str, approve: bool) -> serde_json::Value {
-        let trust = self.bot.trust();
-        let who = crate::trust::approvals::Decider {
-            user: trust.owner().to_string(),
-            is_owner: true,
-            place: None,
-            verified: None,
-        };
-        match trust.approvals.decide(code, &who, approve) {
-            Ok(row) => {
-                trust.audit.record(
-                    if approve { "approval.approve" } else { "approval.deny" },
-                    trust.owner(),
-                    serde_json::json!({"code": row.code, "tool": row.tool, "via": "control socket"}),
-                );
-                serde_json::json!({"event": "decided", "data": row})
-            }
-            Err(why) => {
-                trust.audit.record(
-                    "approval.ignored",
-                    trust.owner(),
-                    serde_json::json!({"code": code, "why": why, "via": "control socket"}),
-                );
-                serde_json::json!({"event": "refused", "data": why})
-            }
+        match self
+            .bot
+            .trust()
+            .decide_at_box(code, approve, "control socket")
+        {
+            Ok(row) => serde_json::json!({"event": "decided", "data": row}),
+            Err(why) => serde_json::json!({"event": "refused", "data": why}),
         }
     }
 

@@ -79,6 +79,40 @@ impl Trust {
         policy::Principal::local_owner(self.owner())
     }
 
+    /// The owner's decision typed at the box (`via`: "terminal", "control
+    /// socket", "command line"), audited whatever its outcome.
+    pub fn decide_at_box(
+        &self,
+        code: &str,
+        approve: bool,
+        via: &str,
+    ) -> Result<approvals::Stored, String> {
+        let who = approvals::Decider {
+            user: self.owner().to_string(),
+            is_owner: true,
+            place: None,
+            verified: None,
+        };
+        let result = self.approvals.decide(code, &who, approve);
+        match &result {
+            Ok(row) => self.audit.record(
+                if approve {
+                    "approval.approve"
+                } else {
+                    "approval.deny"
+                },
+                self.owner(),
+                serde_json::json!({"code": row.code, "tool": row.tool, "via": via}),
+            ),
+            Err(why) => self.audit.record(
+                "approval.ignored",
+                self.owner(),
+                serde_json::json!({"code": code, "why": why, "via": via}),
+            ),
+        }
+        result
+    }
+
     /// A reply as it may leave the box: secrets out, links defused.
     pub fn outgoing(&self, text: &str) -> String {
         redact::neutralise_links(&redact::redact(text), &self.link_hosts)

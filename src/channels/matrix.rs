@@ -440,23 +440,17 @@ impl Bot {
                 SyncReactionEvent::Original(r) => {
                     // Journaled like a message, so that a reaction synced
                     // again (a gap fetched, a restart) acts only once.
-                    let inserted = self.db.lock().unwrap().execute(
-                        "INSERT OR IGNORE INTO matrix_events
-                           (event_id, room_id, sender, body, epoch, origin_ts, received_at, status, answered_at)
-                         VALUES (?1, ?2, ?3, ?4, -1, ?5, ?6, 'answered', ?6)",
-                        params![
-                            r.event_id.as_str(),
-                            room.room_id().as_str(),
-                            r.sender.as_str(),
-                            format!("\u{0}reaction:{}", r.content.relates_to.key),
-                            i64::from(r.origin_server_ts.0),
-                            now_ms(),
-                        ],
+                    let first = self.journal_handled(
+                        r.event_id.as_str(),
+                        room,
+                        r.sender.as_str(),
+                        &format!("\u{0}reaction:{}", r.content.relates_to.key),
+                        i64::from(r.origin_server_ts.0),
                     )?;
                     let age = now_ms() - i64::from(r.origin_server_ts.0);
-                    if inserted == 1 && age > TRUST_COMMAND_MAX_AGE_MS {
+                    if first && age > TRUST_COMMAND_MAX_AGE_MS {
                         tracing::warn!(event = %r.event_id, "an old reaction does nothing");
-                    } else if inserted == 1 {
+                    } else if first {
                         self.reaction(room, r, verified);
                     }
                 }
@@ -541,30 +535,24 @@ impl Bot {
         // loop: the room's worker may be busy with the very turn that
         // waits for them.
         if is_trust_command(body.trim()) {
-            let inserted = self.db.lock().unwrap().execute(
-                "INSERT OR IGNORE INTO matrix_events
-                   (event_id, room_id, sender, body, epoch, origin_ts, received_at, status, answered_at)
-                 VALUES (?1, ?2, ?3, ?4, -1, ?5, ?6, 'answered', ?6)",
-                params![
-                    msg.event_id.as_str(),
-                    room.room_id().as_str(),
-                    sender,
-                    body,
-                    i64::from(msg.origin_server_ts.0),
-                    now_ms(),
-                ],
+            let first = self.journal_handled(
+                msg.event_id.as_str(),
+                room,
+                &sender,
+                &body,
+                i64::from(msg.origin_server_ts.0),
             )?;
             // An old command (decrypted late, fetched from a gap) must not
             // act now: an old `!resume` would undo a newer `!stop`.
             let age = now_ms() - i64::from(msg.origin_server_ts.0);
-            if inserted == 1 && age > TRUST_COMMAND_MAX_AGE_MS {
+            if first && age > TRUST_COMMAND_MAX_AGE_MS {
                 tracing::warn!(event = %msg.event_id, age_s = age / 1000, "an old approval or stop command does nothing");
                 self.trust.audit.record(
                     "approval.ignored",
                     &sender,
                     serde_json::json!({"room": room.room_id().as_str(), "event": msg.event_id.as_str(), "why": "too old"}),
                 );
-            } else if inserted == 1 {
+            } else if first {
                 let reply = self.trust_command(room, &sender, body.trim(), verified);
                 self.notice(room, &reply).await;
             }
@@ -605,6 +593,33 @@ impl Bot {
             1 if !stale => Some(msg.event_id.clone()),
             _ => None,
         })
+    }
+
+    /// Journals an event handled at once (a trust command, a reaction),
+    /// so that the same event synced again (a gap fetched, a restart)
+    /// acts only once. True the first time.
+    fn journal_handled(
+        &self,
+        event_id: &str,
+        room: &Room,
+        sender: &str,
+        body: &str,
+        origin_ts: i64,
+    ) -> anyhow::Result<bool> {
+        let inserted = self.db.lock().unwrap().execute(
+            "INSERT OR IGNORE INTO matrix_events
+               (event_id, room_id, sender, body, epoch, origin_ts, received_at, status, answered_at)
+             VALUES (?1, ?2, ?3, ?4, -1, ?5, ?6, 'answered', ?6)",
+            params![
+                event_id,
+                room.room_id().as_str(),
+                sender,
+                body,
+                origin_ts,
+                now_ms()
+            ],
+        )?;
+        Ok(inserted == 1)
     }
 
     /// A ✅ or ❌ reaction to one of the bot's approval requests.

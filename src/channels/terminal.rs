@@ -132,21 +132,10 @@ pub async fn run(mut backend: Backend) -> anyhow::Result<()> {
                         Some(()) = interrupts.recv() => cancel.store(true, Ordering::SeqCst),
                         Some(code) = approvals.recv() => {
                             let approve = answer(&mut lines).await;
-                            if let Some(trust) = &trust {
-                                let who = crate::trust::approvals::Decider {
-                                    user: trust.owner().to_string(),
-                                    is_owner: true,
-                                    place: None,
-                                    verified: None,
-                                };
-                                match trust.approvals.decide(&code, &who, approve) {
-                                    Ok(_) => trust.audit.record(
-                                        if approve { "approval.approve" } else { "approval.deny" },
-                                        trust.owner(),
-                                        serde_json::json!({"code": code, "via": "terminal"}),
-                                    ),
-                                    Err(why) => eprintln!("({why})"),
-                                }
+                            if let Some(trust) = &trust
+                                && let Err(why) = trust.decide_at_box(&code, approve, "terminal")
+                            {
+                                eprintln!("({why})");
                             }
                         }
                     }

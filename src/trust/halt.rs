@@ -45,18 +45,7 @@ impl Halt {
     /// Whether Hermit is stopped (read from the database, so a stop set
     /// by another process counts).
     pub fn is_halted(&self) -> bool {
-        self.db
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .query_row(
-                "SELECT value FROM trust_state WHERE key = 'halted'",
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .ok()
-            .flatten()
-            .is_some_and(|v| v != "0")
+        self.halted_by().is_some()
     }
 
     /// Who stopped it, if stopped.
