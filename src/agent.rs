@@ -563,7 +563,10 @@ impl Agent {
         }
         let for_tool = call.clone();
         let tb = toolbox.clone();
-        let result = tokio::task::spawn_blocking(move || tb.run_checked(&for_tool))
+        let meta = crate::tools::CallMeta {
+            taint: ctx.taint.clone(),
+        };
+        let result = tokio::task::spawn_blocking(move || tb.run_checked_in(&for_tool, &meta))
             .await
             .map_err(|_| InferenceError::EngineStopped)?;
         // An error can quote what the tool met (a redirect's target, a

@@ -93,6 +93,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     ALTER TABLE matrix_rooms ADD COLUMN taint TEXT;",
+    // 4: a note written in a turn that had read untrusted text keeps the
+    // label of that source.
+    "ALTER TABLE notes ADD COLUMN taint TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -129,12 +129,30 @@ pub trait Tool: Send + Sync {
     fn effects(&self, arguments: &Value) -> Vec<Effect>;
     /// Runs a call whose arguments already validated against the schema.
     fn run(&self, ctx: &ToolContext, arguments: &Value) -> Result<ToolOutput, ToolError>;
+    /// Runs a call knowing its circumstances: tools that keep what they
+    /// are given (notes; memories and schedules as they come) store the
+    /// turn's taint with it.
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        arguments: &Value,
+        _meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        self.run(ctx, arguments)
+    }
     /// Where this call's output comes from, for provenance: `None` when
     /// it is Hermit's own (trusted), else an untrusted origin (by default,
     /// "output of the tool NAME").
     fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
         Some(Origin::ToolOutput(self.spec().name.to_string()))
     }
+}
+
+/// What a tool may know of the turn that calls it.
+#[derive(Debug, Clone, Default)]
+pub struct CallMeta {
+    /// The untrusted source in the turn, if any.
+    pub taint: Option<String>,
 }
 
 /// The tools Hermit has, and the one way to call them.
@@ -294,13 +312,24 @@ impl Toolbox {
     /// Runs a call that was checked (and approved if it asked). Its
     /// output is redacted before anyone (the model included) sees it.
     pub fn run_checked(&self, call: &ToolCall) -> Result<ToolOutput, ToolError> {
+        self.run_checked_in(call, &CallMeta::default())
+    }
+
+    /// [`Toolbox::run_checked`] in a turn: the tool learns its taint.
+    pub fn run_checked_in(
+        &self,
+        call: &ToolCall,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
         let tool = self
             .get(&call.name)
             .ok_or_else(|| ToolError::Unknown(call.name.clone()))?;
-        let result = tool.run(&self.ctx, &call.arguments).map(|mut out| {
-            out.content = crate::trust::redact::redact(&out.content);
-            out
-        });
+        let result = tool
+            .run_in(&self.ctx, &call.arguments, meta)
+            .map(|mut out| {
+                out.content = crate::trust::redact::redact(&out.content);
+                out
+            });
         let (ok, digest) = match &result {
             Ok(o) => (o.ok, crate::trust::audit::sha256_hex(o.content.as_bytes())),
             Err(e) => (

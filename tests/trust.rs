@@ -123,6 +123,39 @@ fn an_injected_call_in_a_tainted_turn_needs_approval_whatever_the_policy_allows(
 }
 
 #[test]
+fn a_note_written_in_a_tainted_turn_keeps_the_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let tb = toolbox(dir.path(), &[]);
+    let meta = hermit::tools::CallMeta {
+        taint: Some("web page https://evil.example/".into()),
+    };
+    let create = call(
+        "notes",
+        serde_json::json!({"action": "create", "title": "plan", "text": "buy milk"}),
+    );
+    tb.run_checked_in(&create, &meta).unwrap();
+    let clean = call(
+        "notes",
+        serde_json::json!({"action": "create", "title": "other", "text": "buy milk too"}),
+    );
+    tb.run_checked(&clean).unwrap();
+    let found = tb
+        .run_checked(&call(
+            "notes",
+            serde_json::json!({"action": "search", "text": "milk"}),
+        ))
+        .unwrap()
+        .content;
+    let plan = found.split("# ").find(|n| n.starts_with("plan")).unwrap();
+    let other = found.split("# ").find(|n| n.starts_with("other")).unwrap();
+    assert!(
+        plan.contains("untrusted text: web page https://evil.example/"),
+        "{found}"
+    );
+    assert!(!other.contains("untrusted"), "{found}");
+}
+
+#[test]
 fn stop_kills_a_running_tool_process_and_holds_until_resume() {
     let dir = tempfile::tempdir().unwrap();
     let tb = Arc::new(toolbox(dir.path(), &[]));

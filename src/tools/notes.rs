@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
-use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
+use super::{CallMeta, Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
 
 pub struct Notes;
 
@@ -37,6 +37,18 @@ impl Tool for Notes {
     }
 
     fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        self.run_in(ctx, args, &CallMeta::default())
+    }
+
+    /// A note written in a tainted turn keeps the label of the untrusted
+    /// source; reading it back shows the label.
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        let taint = meta.taint.as_deref();
         let db = crate::db::open(&ctx.data_dir.join("hermit.db")).map_err(failed)?;
         let title = arg_str(args, "title").map(str::trim).unwrap_or_default();
         let text = arg_str(args, "text").unwrap_or_default();
@@ -53,9 +65,9 @@ impl Tool for Notes {
                 need_title()?;
                 let n = db
                     .execute(
-                        "INSERT INTO notes (title, body, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+                        "INSERT INTO notes (title, body, created_at, updated_at, taint) VALUES (?1, ?2, ?3, ?3, ?4)
                          ON CONFLICT(title) DO NOTHING",
-                        params![title, text, now],
+                        params![title, text, now, taint],
                     )
                     .map_err(failed)?;
                 if n == 0 {
@@ -82,8 +94,8 @@ impl Tool for Notes {
                     format!("{body}\n{text}")
                 };
                 db.execute(
-                    "UPDATE notes SET body = ?1, updated_at = ?2 WHERE title = ?3",
-                    params![joined, now, title],
+                    "UPDATE notes SET body = ?1, updated_at = ?2, taint = coalesce(taint, ?4) WHERE title = ?3",
+                    params![joined, now, title, taint],
                 )
                 .map_err(failed)?;
                 format!("appended to note {title:?}")
@@ -97,12 +109,12 @@ impl Tool for Notes {
                 );
                 let mut stmt = db
                     .prepare(
-                        "SELECT title, body FROM notes WHERE title LIKE ?1 ESCAPE '\\' OR body LIKE ?1 ESCAPE '\\'
+                        "SELECT title, body, taint FROM notes WHERE title LIKE ?1 ESCAPE '\\' OR body LIKE ?1 ESCAPE '\\'
                          ORDER BY updated_at DESC LIMIT 20",
                     )
                     .map_err(failed)?;
-                let rows: Vec<(String, String)> = stmt
-                    .query_map([pattern], |r| Ok((r.get(0)?, r.get(1)?)))
+                let rows: Vec<(String, String, Option<String>)> = stmt
+                    .query_map([pattern], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .map_err(failed)?
                     .collect::<Result<_, _>>()
                     .map_err(failed)?;
@@ -110,7 +122,12 @@ impl Tool for Notes {
                     format!("no note mentions {text:?}")
                 } else {
                     rows.iter()
-                        .map(|(t, b)| format!("# {t}\n{b}"))
+                        .map(|(t, b, taint)| match taint {
+                            Some(src) => format!(
+                                "# {t}\n(written in a turn that had read untrusted text: {src})\n{b}"
+                            ),
+                            None => format!("# {t}\n{b}"),
+                        })
                         .collect::<Vec<_>>()
                         .join("\n\n")
                 }
