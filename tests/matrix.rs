@@ -935,3 +935,62 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
     // Content is in the log only as a hash.
     assert!(!common::stdout(&out).contains("two plus two"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_verified_devices_required_an_unverified_device_cannot_approve() {
+    common::model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let daemon = Daemon::start_with(
+        &data,
+        free_port(),
+        &[
+            ("HERMIT_INFERENCE__MODEL", common::DEFAULT_MODEL),
+            ("HERMIT_INFERENCE__MAX_REPLY_TOKENS", "300"),
+            ("HERMIT_AGENT__TOOLS", "true"),
+            ("HERMIT_POLICY__REQUIRE_VERIFIED_DEVICE", "true"),
+        ],
+    );
+    let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
+    let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
+    let room = owner.client.create_dm(&bot).await.expect("DM created");
+    wait_joined(&room, &bot).await;
+    let ask = send_text(&room, "Create a file hello.txt containing the word hi.").await;
+    let request = owner
+        .wait_for("an approval request", |seen| {
+            seen.iter()
+                .find(|s| s.sender == bot && s.body.contains("Approval needed"))
+                .cloned()
+        })
+        .await;
+    let code = approval_code(&request.body);
+    // The owner's device was never verified by the bot: neither a ✅ nor
+    // `!approve` from it counts.
+    react(&room, &request.id, "✅").await;
+    send_text(&room, &format!("!approve {code}")).await;
+    let refusals = owner
+        .wait_for("two refusals", |seen| {
+            let n = seen
+                .iter()
+                .filter(|s| s.sender == bot && s.body.contains("verified devices"))
+                .count();
+            (n >= 2).then_some(n)
+        })
+        .await;
+    assert_eq!(refusals, 2);
+    let file = data.join("workspace/hello.txt");
+    assert!(!file.exists());
+    // At the box, the owner can still decide.
+    let out = common::hermit()
+        .args(["approvals", "approve", &code])
+        .env("HERMIT_DATA", &data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let reply = wait_answered(&daemon, &ask).await;
+    assert!(
+        file.exists(),
+        "not written; reply {reply}\n{}",
+        daemon.log()
+    );
+}
