@@ -716,6 +716,8 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
             ("HERMIT_INFERENCE__MAX_REPLY_TOKENS", "300"),
             ("HERMIT_AGENT__TOOLS", "true"),
             ("HERMIT_MATRIX__MEMBERS", r#"["@alice:hermit.local"]"#),
+            // Members may write when the owner approves.
+            ("HERMIT_POLICY__MEMBER__WRITE", "ask"),
         ],
     );
     let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
@@ -860,8 +862,7 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
         "import socket\n\
          s = socket.socket(socket.AF_UNIX)\n\
          s.connect({:?})\n\
-         s.sendall(b'{{\"op\": \"status\"}}\\n')\n\
-         try:\n    print('REPLY', s.recv(4096))\n\
+         try:\n    s.sendall(b'{{\"op\": \"status\"}}\\n')\n    print('REPLY', s.recv(4096))\n\
          except OSError as e:\n    print('DROPPED', e)\n",
         data.join("hermit.sock").display().to_string()
     );
@@ -897,8 +898,42 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
     assert!(cli(&["resume"]).status.success());
     let out = cli(&["approvals", "list", "--all", "--json"]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list[0]["code"], code.as_str());
-    assert_eq!(list[0]["status"], "used");
+    let first = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["code"] == code.as_str())
+        .expect("the first request is listed");
+    assert_eq!(first["status"], "used");
+
+    // A member's request, from the member's own direct chat, is posted in
+    // the owner's room and decided there.
+    let alice_dm = alice.client.create_dm(&bot).await.expect("alice's DM");
+    wait_joined(&alice_dm, &bot).await;
+    let asked = send_text(
+        &alice_dm,
+        "Create a file alice.txt containing the word hello.",
+    )
+    .await;
+    let request = owner
+        .wait_for("the member's request in the owner's room", |seen| {
+            seen.iter()
+                .find(|s| {
+                    s.sender == bot
+                        && s.body.contains("Approval needed")
+                        && s.body.contains("@alice:hermit.local")
+                })
+                .cloned()
+        })
+        .await;
+    assert!(!data.join("workspace/alice.txt").exists());
+    react(&room, &request.id, "✅").await;
+    let reply = wait_answered(&daemon, &asked).await;
+    assert!(
+        data.join("workspace/alice.txt").exists(),
+        "not written; reply {reply}\n{}",
+        daemon.log()
+    );
 
     // All of it is in the audit log, whose chain is whole.
     let out = common::hermit()

@@ -939,6 +939,7 @@ impl Bot {
             *conversation = Some((epoch, self.restore(room_id, epoch)?));
         }
         let conv = &mut conversation.as_mut().expect("set above").1;
+        let for_owner = principal.is_owner();
         conv.principal = Some(principal);
         // Not awaited: the turn need not wait for the typing notice.
         let typing = room.clone();
@@ -971,7 +972,18 @@ impl Bot {
                     Some(ev) = rx.recv() => match ev {
                         TurnEvent::Token(t) => text.push_str(&t),
                         TurnEvent::Approval { code, text: request } => {
-                            self.post_request(&room, &code, &request).await;
+                            // The owner decides in the owner's room: a
+                            // member's request goes to the owner's direct
+                            // chat with the bot, when there is one.
+                            let target = if for_owner {
+                                room.clone()
+                            } else {
+                                self.owner_dm().await.unwrap_or_else(|| room.clone())
+                            };
+                            self.post_request(&target, &code, &request).await;
+                            if target.room_id() != room.room_id() {
+                                let _ = reply_notice(&room, "I asked the owner to approve this; I will go on when they answer.").await;
+                            }
                             continue;
                         }
                         _ => {}
@@ -1039,6 +1051,23 @@ impl Bot {
         Ok(())
     }
 
+    /// The owner's direct chat with the bot: a joined direct room where
+    /// the owner is a member.
+    async fn owner_dm(&self) -> Option<Room> {
+        let owner: OwnedUserId = self.trust.owner().try_into().ok()?;
+        for room in self.client.joined_rooms() {
+            if !room.is_direct().await.unwrap_or(false) {
+                continue;
+            }
+            if let Ok(Some(m)) = room.get_member_no_sync(&owner).await
+                && *m.membership() == matrix_sdk::ruma::events::room::member::MembershipState::Join
+            {
+                return Some(room);
+            }
+        }
+        None
+    }
+
     /// Posts an approval request in the room; reactions to it decide it.
     async fn post_request(&self, room: &Room, code: &str, text: &str) {
         // Exactly what will run: redacted, but links are not shortened
@@ -1056,9 +1085,11 @@ impl Bot {
             .await
         {
             Ok(r) => {
-                self.trust
-                    .approvals
-                    .set_request_event(code, r.response.event_id.as_str());
+                self.trust.approvals.set_request_event(
+                    code,
+                    r.response.event_id.as_str(),
+                    room.room_id().as_str(),
+                );
                 self.trust.audit.record(
                     "message.out",
                     &self.settings.bot_id,
@@ -1341,6 +1372,13 @@ fn txn_part(id: &OwnedEventId) -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect()
+}
+
+/// A short notice in a room, not recorded anywhere else.
+async fn reply_notice(room: &Room, text: &str) -> anyhow::Result<()> {
+    room.send(RoomMessageEventContent::notice_plain(text))
+        .await?;
+    Ok(())
 }
 
 /// A direct chat: invited as one (`is_direct`), or a room with only the bot

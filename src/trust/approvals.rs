@@ -162,10 +162,11 @@ impl Approvals {
 
     /// Remembers the Matrix event that shows the request (reactions to it
     /// decide it).
-    pub fn set_request_event(&self, code: &str, event_id: &str) {
+    /// (and the room where it was posted, where it may be decided).
+    pub fn set_request_event(&self, code: &str, event_id: &str, place: &str) {
         let _ = self.db().execute(
-            "UPDATE approvals SET request_event = ?2 WHERE code = ?1",
-            params![code, event_id],
+            "UPDATE approvals SET request_event = ?2, place = ?3 WHERE code = ?1 AND status = 'pending'",
+            params![code, event_id, place],
         );
     }
 
