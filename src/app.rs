@@ -559,6 +559,62 @@ pub fn doctor(global: &Global, json: bool) -> anyhow::Result<bool> {
             }
         ),
     ));
+    // The trust layer: the audit chain whole, the stop switch's state,
+    // the policy in force for the owner.
+    let db_path = config.data_dir().join("hermit.db");
+    if db_path.exists() {
+        checks.push(
+            match crate::db::open(&db_path)
+                .map_err(anyhow::Error::from)
+                .and_then(|db| Ok(crate::trust::audit::verify(&db, &config.data_dir())?))
+            {
+                Ok(v) => match v.problem {
+                    None => check("audit log", true, format!("intact, {} entries", v.entries)),
+                    Some(p) => check("audit log", false, format!("BROKEN: {p}")),
+                },
+                Err(e) => check("audit log", false, e.to_string()),
+            },
+        );
+        if let Ok(db) = crate::db::open(&db_path) {
+            let halted = crate::trust::halt::halted_by(&db);
+            checks.push(Check {
+                check: "stop switch",
+                verdict: if halted.is_some() { "warn" } else { "ok" },
+                detail: match halted {
+                    Some(by) => {
+                        format!("STOPPED by {by}: nothing runs until `hermit resume` or !resume")
+                    }
+                    None => "off".into(),
+                },
+            });
+        }
+    }
+    if let Some(owner) = config.policy.rules("owner") {
+        let mut open: Vec<&str> = Vec::new();
+        for (name, rule) in [
+            ("write", owner.write),
+            ("exec", owner.exec),
+            ("network", owner.network),
+            ("message", owner.message),
+            ("irreversible", owner.irreversible),
+        ] {
+            if rule == crate::trust::policy::Rule::Allow {
+                open.push(name);
+            }
+        }
+        checks.push(Check {
+            check: "policy",
+            verdict: if open.is_empty() { "ok" } else { "warn" },
+            detail: if open.is_empty() {
+                "the owner approves every effect beyond read".into()
+            } else {
+                format!(
+                    "runs without asking the owner: {} (still asks after untrusted text)",
+                    open.join(", ")
+                )
+            },
+        });
+    }
     checks.push(Check {
         check: "network for tools",
         verdict: if config.sandbox.network || config.fetch.enabled {

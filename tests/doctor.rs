@@ -53,3 +53,34 @@ fn a_data_directory_others_can_read_is_critical() {
     assert!(!ok);
     assert_eq!(verdict(&v, "data directory"), "fail");
 }
+
+#[test]
+fn doctor_reports_the_stop_switch_and_a_broken_audit_log() {
+    model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| {
+        let out = hermit()
+            .env("HERMIT_DATA", &data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    run(&["tools", "run", "time"]);
+    run(&["stop-all"]);
+    let (ok, v) = doctor(&data);
+    assert!(ok, "{v}");
+    assert_eq!(verdict(&v, "audit log"), "ok");
+    assert_eq!(verdict(&v, "stop switch"), "warn");
+    run(&["resume"]);
+    let (_, v) = doctor(&data);
+    assert_eq!(verdict(&v, "stop switch"), "ok");
+    // An entry removed behind SQLite's back is a critical finding.
+    let db = rusqlite::Connection::open(data.join("hermit.db")).unwrap();
+    db.execute_batch("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 1;")
+        .unwrap();
+    let (ok, v) = doctor(&data);
+    assert!(!ok);
+    assert_eq!(verdict(&v, "audit log"), "fail");
+}

@@ -50,18 +50,7 @@ impl Halt {
 
     /// Who stopped it, if stopped.
     pub fn halted_by(&self) -> Option<String> {
-        self.db
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .query_row(
-                "SELECT value FROM trust_state WHERE key = 'halted'",
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .ok()
-            .flatten()
-            .filter(|v| v != "0")
+        halted_by(&self.db.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn register(&self, cancel: Arc<AtomicBool>) -> TurnGuard<'_> {
@@ -105,4 +94,17 @@ impl Halt {
         crate::sandbox::set_halted(false);
         Ok(())
     }
+}
+
+/// Who stopped Hermit, per this database, if it is stopped.
+pub fn halted_by(db: &Connection) -> Option<String> {
+    db.query_row(
+        "SELECT value FROM trust_state WHERE key = 'halted'",
+        [],
+        |r| r.get::<_, String>(0),
+    )
+    .optional()
+    .ok()
+    .flatten()
+    .filter(|v| v != "0")
 }
