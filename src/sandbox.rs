@@ -153,6 +153,11 @@ pub fn set_halted(halted: bool) {
     HALTED.store(halted, Ordering::SeqCst);
 }
 
+/// Whether this process holds every tool (see [`set_halted`]).
+pub fn is_halted() -> bool {
+    HALTED.load(Ordering::SeqCst)
+}
+
 /// How many sandboxed process trees this process runs now.
 pub fn running_count() -> usize {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner()).len()

@@ -190,6 +190,54 @@ fn stop_kills_a_running_tool_process_and_holds_until_resume() {
     assert!(other.call(&call("time", serde_json::json!({}))).is_ok());
 }
 
+#[test]
+fn stop_ends_a_fetch_in_progress() {
+    use std::io::{Read, Write};
+    // A server that sends its body slowly, for longer than the test runs.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = conn.read(&mut buf);
+        let _ = conn.write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 100000\r\n\r\n",
+        );
+        let _ = started_tx.send(());
+        for _ in 0..600 {
+            if conn.write_all(b"slow ").is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let tb = Arc::new(toolbox(
+        dir.path(),
+        &[
+            ("HERMIT_FETCH__ENABLED", "true"),
+            ("HERMIT_FETCH__ALLOW_HOSTS", r#"["127.0.0.1"]"#),
+            ("HERMIT_FETCH__ALLOW_PRIVATE", r#"["127.0.0.1"]"#),
+            ("HERMIT_FETCH__TIMEOUT_SECONDS", "120"),
+        ],
+    ));
+    let runner = tb.clone();
+    let fetching = std::thread::spawn(move || {
+        runner.run_checked(&call(
+            "fetch",
+            serde_json::json!({"url": format!("http://127.0.0.1:{port}/")}),
+        ))
+    });
+    started
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the fetch reached the server");
+    tb.trust.halt.stop("@owner:hermit.local").unwrap();
+    let err = fetching.join().unwrap().unwrap_err().to_string();
+    assert!(err.contains("stopped by the owner"), "{err}");
+    tb.trust.halt.resume().unwrap();
+}
+
 struct Box_ {
     root: tempfile::TempDir,
 }

@@ -226,8 +226,7 @@ impl Tool for Fetch {
                 .unwrap_or("")
                 .to_string();
             let mut body = Vec::new();
-            resp.into_body()
-                .into_reader()
+            StopAware(resp.into_body().into_reader())
                 .take(cfg.max_bytes + 1)
                 .read_to_end(&mut body)
                 .map_err(|e| failed(format!("{url}: {e}")))?;
@@ -336,6 +335,20 @@ pub fn html_to_text(html: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A response body that ends with an error as soon as Hermit is stopped
+/// (`!stop`): the fetch runs in the daemon's process, where there is no
+/// process to kill.
+struct StopAware<R>(R);
+
+impl<R: std::io::Read> std::io::Read for StopAware<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if crate::sandbox::is_halted() {
+            return Err(std::io::Error::other("stopped by the owner (!stop)"));
+        }
+        self.0.read(buf)
+    }
 }
 
 #[cfg(test)]
