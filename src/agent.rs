@@ -45,6 +45,8 @@ pub struct Conversation {
     /// The first untrusted source that entered this conversation; it
     /// stays tainted until a new conversation starts.
     pub taint: Option<String>,
+    /// The tool calls that ran in this conversation.
+    ran: Vec<ToolCall>,
 }
 
 impl Conversation {
@@ -59,6 +61,7 @@ impl Conversation {
             key: format!("local:{}:{id}", std::process::id()),
             place: "local".into(),
             taint: None,
+            ran: Vec::new(),
         }
     }
 
@@ -378,11 +381,12 @@ impl Agent {
             }
             // Small models tend to repeat a call whose result they already
             // have; the repeat is not run again, and the model is told so.
-            let repeated = conv.messages.iter().any(|m| {
-                m.tool_calls
-                    .iter()
-                    .any(|c| c.name == call.name && c.arguments == call.arguments)
-            });
+            // (Only calls that ran: a denied, expired or cancelled one may be
+            // asked again.)
+            let repeated = conv
+                .ran
+                .iter()
+                .any(|c| c.name == call.name && c.arguments == call.arguments);
             tool_calls += 1;
             on_event(TurnEvent::ToolCall(call.clone()));
             conv.push_from(
@@ -415,7 +419,17 @@ impl Agent {
                         started += waited;
                         (ok, content, origin)
                     }
+                    Step::Executed(waited, ok, content, origin) => {
+                        started += waited.unwrap_or_default();
+                        conv.ran.push(call.clone());
+                        (ok, content, origin)
+                    }
                     Step::Cancelled => {
+                        // Every call in the history has its answer.
+                        conv.push_from(
+                            ChatMessage::new(Role::Tool, "cancelled: the call did not run"),
+                            Origin::Assistant,
+                        );
                         conv.finish_turn(before.trim());
                         return Ok(TurnOutcome {
                             reply: before,
@@ -579,18 +593,18 @@ impl Agent {
                 origin,
             ),
         };
-        Ok(match waited {
-            Some(w) => Step::Waited(w, ok, content, origin),
-            None => Step::Ran(ok, content, origin),
-        })
+        Ok(Step::Executed(waited, ok, content, origin))
     }
 }
 
 /// How a tool step ended.
 enum Step {
+    /// Did not run (refused, failed to check): Hermit's own words.
     Ran(bool, String, Origin),
-    /// After waiting this long for the owner.
+    /// Did not run, after waiting this long for the owner.
     Waited(Duration, bool, String, Origin),
+    /// Ran (after waiting this long for the owner, if it asked).
+    Executed(Option<Duration>, bool, String, Origin),
     Cancelled,
 }
 

@@ -135,7 +135,8 @@ impl Secrets {
         Ok(Some(Secret(value.to_string())))
     }
 
-    /// Every secret in the store, by name (for the redaction filter).
+    /// Every readable secret in the store, by name (for the redaction
+    /// filter); a file that cannot be used is skipped with a warning.
     pub fn all(&self) -> Result<Vec<(String, Secret)>, SecretsError> {
         let rd = std::fs::read_dir(&self.dir).map_err(|source| SecretsError::Io {
             path: self.dir.clone(),
@@ -147,8 +148,12 @@ impl Secrets {
             if name.starts_with('.') || !entry.path().is_file() {
                 continue;
             }
-            if let Some(s) = self.get(&name)? {
-                out.push((name, s));
+            // One unreadable or exposed file must not stop the others
+            // from being known (and redacted); it is reported.
+            match self.get(&name) {
+                Ok(Some(s)) => out.push((name, s)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "a secret is skipped"),
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));

@@ -288,13 +288,7 @@ impl Toolbox {
         } else {
             format!("https://{url}")
         };
-        let host = url
-            .split_once("://")
-            .map(|(_, r)| r)
-            .and_then(|r| r.split(['/', '?', '#']).next())
-            .map(|a| a.rsplit('@').next().unwrap_or(a))
-            .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase())
-            .unwrap_or_default();
+        let host = crate::trust::redact::host_of(&url).unwrap_or_default();
         if !self
             .ctx
             .fetch

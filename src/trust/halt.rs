@@ -49,8 +49,12 @@ impl Halt {
     }
 
     /// Who stopped it, if stopped.
+    /// Also brings this process's hold on tool processes in line with the
+    /// database (a `hermit resume` from another process lifts it here).
     pub fn halted_by(&self) -> Option<String> {
-        halted_by(&self.db.lock().unwrap_or_else(|e| e.into_inner()))
+        let by = halted_by(&self.db.lock().unwrap_or_else(|e| e.into_inner()));
+        crate::sandbox::set_halted(by.is_some());
+        by
     }
 
     pub fn register(&self, cancel: Arc<AtomicBool>) -> TurnGuard<'_> {

@@ -277,7 +277,7 @@ fn defang(host: &str) -> String {
 }
 
 /// The host of an absolute URL, lowercased; `None` for relative ones.
-fn host_of(url: &str) -> Option<String> {
+pub fn host_of(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split(['/', '?', '#']).next()?;
     let host = authority.rsplit('@').next()?;
