@@ -703,18 +703,38 @@ async fn react(room: &Room, to: &OwnedEventId, key: &str) {
     .expect("reaction sent");
 }
 
+/// `hermit up` with the default model and its tools, plus `extra` settings.
+fn start_with_tools(data: &Path, extra: &[(&str, &str)]) -> Daemon {
+    common::model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    let mut env = vec![
+        ("HERMIT_INFERENCE__MODEL", common::DEFAULT_MODEL),
+        ("HERMIT_INFERENCE__MAX_REPLY_TOKENS", "300"),
+        ("HERMIT_AGENT__TOOLS", "true"),
+    ];
+    env.extend_from_slice(extra);
+    Daemon::start_with(data, free_port(), &env)
+}
+
+/// Waits for the bot's approval request among what `person` saw.
+async fn approval_request(person: &Person, bot: &UserId, needle: &str) -> Seen {
+    person
+        .wait_for("an approval request", |seen| {
+            seen.iter()
+                .find(|s| {
+                    s.sender == bot && s.body.contains("Approval needed") && s.body.contains(needle)
+                })
+                .cloned()
+        })
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request() {
-    common::model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let daemon = Daemon::start_with(
+    let daemon = start_with_tools(
         &data,
-        free_port(),
         &[
-            ("HERMIT_INFERENCE__MODEL", common::DEFAULT_MODEL),
-            ("HERMIT_INFERENCE__MAX_REPLY_TOKENS", "300"),
-            ("HERMIT_AGENT__TOOLS", "true"),
             ("HERMIT_MATRIX__MEMBERS", r#"["@alice:hermit.local"]"#),
             // Members may write when the owner approves.
             ("HERMIT_POLICY__MEMBER__WRITE", "ask"),
@@ -746,13 +766,7 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
     wait_joined(&room, &alice_id).await;
 
     let ask = send_text(&room, "Create a file hello.txt containing the word hi.").await;
-    let request = owner
-        .wait_for("an approval request", |seen| {
-            seen.iter()
-                .find(|s| s.sender == bot && s.body.contains("Approval needed"))
-                .cloned()
-        })
-        .await;
+    let request = approval_request(&owner, &bot, "").await;
     assert!(request.encrypted);
     assert!(request.body.contains("write_file"), "{}", request.body);
     assert!(request.body.contains("hello.txt"), "{}", request.body);
@@ -915,17 +929,7 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
         "Create a file alice.txt containing the word hello.",
     )
     .await;
-    let request = owner
-        .wait_for("the member's request in the owner's room", |seen| {
-            seen.iter()
-                .find(|s| {
-                    s.sender == bot
-                        && s.body.contains("Approval needed")
-                        && s.body.contains("@alice:hermit.local")
-                })
-                .cloned()
-        })
-        .await;
+    let request = approval_request(&owner, &bot, "@alice:hermit.local").await;
     assert!(!data.join("workspace/alice.txt").exists());
     react(&room, &request.id, "✅").await;
     let reply = wait_answered(&daemon, &asked).await;
@@ -973,31 +977,15 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_verified_devices_required_an_unverified_device_cannot_approve() {
-    common::model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let daemon = Daemon::start_with(
-        &data,
-        free_port(),
-        &[
-            ("HERMIT_INFERENCE__MODEL", common::DEFAULT_MODEL),
-            ("HERMIT_INFERENCE__MAX_REPLY_TOKENS", "300"),
-            ("HERMIT_AGENT__TOOLS", "true"),
-            ("HERMIT_POLICY__REQUIRE_VERIFIED_DEVICE", "true"),
-        ],
-    );
+    let daemon = start_with_tools(&data, &[("HERMIT_POLICY__REQUIRE_VERIFIED_DEVICE", "true")]);
     let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
     let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
     let room = owner.client.create_dm(&bot).await.expect("DM created");
     wait_joined(&room, &bot).await;
     let ask = send_text(&room, "Create a file hello.txt containing the word hi.").await;
-    let request = owner
-        .wait_for("an approval request", |seen| {
-            seen.iter()
-                .find(|s| s.sender == bot && s.body.contains("Approval needed"))
-                .cloned()
-        })
-        .await;
+    let request = approval_request(&owner, &bot, "").await;
     let code = approval_code(&request.body);
     // The owner's device was never verified by the bot: neither a ✅ nor
     // `!approve` from it counts.

@@ -16,6 +16,7 @@
 //! room's own conversation (history rebuilt from the journal after a
 //! restart; `!new` starts a fresh one) and so its own KV cache.
 
+use crate::db::now_ms;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -1435,13 +1436,6 @@ fn is_trust_command(body: &str) -> bool {
         .unwrap_or_default()
         .to_ascii_lowercase();
     matches!(first.as_str(), "!approve" | "!deny" | "!stop" | "!resume")
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! room, an expired or used code: nothing happens, and the attempt is
 //! logged and audited.
 
+use crate::db::now_ms;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -367,13 +368,6 @@ pub fn describe(req: &ApprovalRequest, code: &str, ttl: Duration) -> String {
         ttl.as_secs().div_ceil(60)
     ));
     text
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! hash) is also written to `<data>/audit.head` after each append, so
 //! entries cut from the end are caught too.
 
+use crate::db::now_ms;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -161,13 +162,6 @@ fn write_head(path: &Path, seq: i64, hash: &str) -> std::io::Result<()> {
         f.sync_data()?;
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn read_entries<P: rusqlite::Params>(
