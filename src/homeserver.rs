@@ -169,19 +169,8 @@ pub fn write_config(config: &Config, secrets: &Secrets) -> anyhow::Result<Layout
 
 /// Writes a file only its owner can read, atomically.
 pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::io::Write::write_all(&mut f, text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    crate::secrets::write_private(path, text)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Whether a homeserver answers at `url` (its `/health` endpoint).

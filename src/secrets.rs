@@ -168,22 +168,10 @@ impl Secrets {
         if value.is_empty() {
             return Err(SecretsError::Corrupt(path));
         }
-        let tmp = self.path(&format!(".{name}.tmp"));
-        let io = |source| SecretsError::Io {
+        write_private(&path, &format!("{value}\n")).map_err(|source| SecretsError::Io {
             path: path.clone(),
             source,
-        };
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        f.write_all(format!("{value}\n").as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        Ok(())
+        })
     }
 
     /// The secret `name`, generated (and written, 0600) the first time.
@@ -208,6 +196,25 @@ impl Secrets {
         f.sync_all().map_err(io)?;
         Ok((Secret(value), true))
     }
+}
+
+/// Writes a file only its owner can read, atomically: a hidden temporary
+/// file (0600, created new) in the same directory, synced, then renamed.
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// `n` random bytes from the kernel.

@@ -7,31 +7,6 @@ use common::*;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-struct Box_ {
-    root: tempfile::TempDir,
-}
-
-impl Box_ {
-    fn new() -> Self {
-        Self {
-            root: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn workspace(&self) -> std::path::PathBuf {
-        self.root.path().join("data/workspace")
-    }
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        hermit()
-            .env("HERMIT_DATA", self.root.path().join("data"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-    fn tool(&self, name: &str, args: serde_json::Value) -> std::process::Output {
-        self.run(&["tools", "run", name, "--args", &args.to_string()])
-    }
-}
-
 fn assert_refused(out: &std::process::Output, needle: &str) {
     assert!(!out.status.success(), "{}", stdout(out));
     assert!(stderr(out).contains(needle), "{}", stderr(out));
@@ -40,7 +15,7 @@ fn assert_refused(out: &std::process::Output, needle: &str) {
 
 #[test]
 fn files_write_read_list_move() {
-    let b = Box_::new();
+    let b = DataDir::new();
     let out = b.tool(
         "write_file",
         serde_json::json!({"path": "notes/todo.txt", "content": "milk\n"}),
@@ -67,7 +42,7 @@ fn files_write_read_list_move() {
 
 #[test]
 fn files_refuses_every_path_escape() {
-    let b = Box_::new();
+    let b = DataDir::new();
     let secret_dir = b.root.path().join("data");
     std::fs::create_dir_all(b.workspace().join("notes")).unwrap();
     std::fs::write(secret_dir.join("secret.txt"), "hunter2").unwrap();
@@ -117,7 +92,7 @@ fn files_refuses_every_path_escape() {
 
 #[test]
 fn a_deleted_file_is_restorable() {
-    let b = Box_::new();
+    let b = DataDir::new();
     b.tool(
         "write_file",
         serde_json::json!({"path": "draft.md", "content": "# plan"}),
@@ -144,7 +119,7 @@ fn a_deleted_file_is_restorable() {
 
 #[test]
 fn shell_runs_in_the_workspace_and_reports_failure() {
-    let b = Box_::new();
+    let b = DataDir::new();
     let out = b.tool(
         "shell",
         serde_json::json!({"command": "echo made > made.txt && pwd"}),
@@ -159,7 +134,7 @@ fn shell_runs_in_the_workspace_and_reports_failure() {
 
 #[test]
 fn bad_calls_are_refused_before_anything_runs() {
-    let b = Box_::new();
+    let b = DataDir::new();
     assert_refused(&b.tool("nope", serde_json::json!({})), "no tool named");
     assert_refused(
         &b.tool("shell", serde_json::json!({"cmd": "ls"})),
@@ -175,7 +150,7 @@ fn bad_calls_are_refused_before_anything_runs() {
 
 #[test]
 fn tools_list_names_every_tool_with_effects() {
-    let b = Box_::new();
+    let b = DataDir::new();
     let out = b.run(&["tools", "list", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<_> = v
@@ -204,7 +179,7 @@ fn tools_list_names_every_tool_with_effects() {
 
 #[test]
 fn notes_are_kept_in_the_database() {
-    let b = Box_::new();
+    let b = DataDir::new();
     let create = |title: &str, text: &str| {
         b.tool(
             "notes",

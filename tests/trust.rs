@@ -238,32 +238,9 @@ fn stop_ends_a_fetch_in_progress() {
     tb.trust.halt.resume().unwrap();
 }
 
-struct Box_ {
-    root: tempfile::TempDir,
-}
-
-impl Box_ {
-    fn new() -> Self {
-        Self {
-            root: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn data(&self) -> std::path::PathBuf {
-        self.root.path().join("data")
-    }
-    fn cmd(&self) -> std::process::Command {
-        let mut c = hermit();
-        c.env("HERMIT_DATA", self.data());
-        c
-    }
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        self.cmd().args(args).output().unwrap()
-    }
-}
-
 #[test]
 fn stop_all_and_resume_from_the_command_line_survive_a_new_process() {
-    let b = Box_::new();
+    let b = DataDir::new();
     let out = b.run(&["stop-all"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = b.run(&["tools", "run", "time"]);
@@ -277,7 +254,7 @@ fn stop_all_and_resume_from_the_command_line_survive_a_new_process() {
 
 #[test]
 fn secrets_are_redacted_from_tool_output_in_every_encoding() {
-    let b = Box_::new();
+    let b = DataDir::new();
     let secret = "weather-key-7Hq2LmZ9xR4vN8sK3pT6";
     let mut set = b.cmd();
     set.args(["secrets", "set", "weather-api-key"]);
@@ -319,7 +296,7 @@ fn secrets_are_redacted_from_tool_output_in_every_encoding() {
 
 #[test]
 fn the_audit_log_verifies_and_says_where_it_was_tampered_with() {
-    let b = Box_::new();
+    let b = DataDir::new();
     for _ in 0..3 {
         let out = b.run(&["tools", "run", "time"]);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -352,7 +329,7 @@ fn the_audit_log_verifies_and_says_where_it_was_tampered_with() {
 
 /// `hermit chat` with its own data directory, the default model, and
 /// `stdin` as the owner's lines (messages and answers to approvals).
-fn chat(b: &Box_, env: &[(&str, &str)], stdin: &str) -> std::process::Output {
+fn chat(b: &DataDir, env: &[(&str, &str)], stdin: &str) -> std::process::Output {
     model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
     let mut cmd = b.cmd();
     cmd.args(["chat", "--model", DEFAULT_MODEL]);
@@ -362,7 +339,7 @@ fn chat(b: &Box_, env: &[(&str, &str)], stdin: &str) -> std::process::Output {
     run_with_stdin(cmd, stdin)
 }
 
-fn approvals(b: &Box_) -> Vec<serde_json::Value> {
+fn approvals(b: &DataDir) -> Vec<serde_json::Value> {
     let out = b.run(&["approvals", "list", "--all", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     serde_json::from_str(&stdout(&out)).unwrap()
@@ -372,7 +349,7 @@ fn approvals(b: &Box_) -> Vec<serde_json::Value> {
 fn the_owner_approves_or_denies_the_models_call_at_the_terminal() {
     let ask = "Create a file todo.txt with three items: buy milk, call mum, water the plants.";
     // Denied: nothing is written.
-    let b = Box_::new();
+    let b = DataDir::new();
     let out = chat(&b, &[], &format!("{ask}\nn\n"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("Approval needed"), "{}", stderr(&out));
@@ -385,7 +362,7 @@ fn the_owner_approves_or_denies_the_models_call_at_the_terminal() {
         assert_eq!(r["status"], "denied", "{r}");
     }
     // Approved: written, the approval used once.
-    let b = Box_::new();
+    let b = DataDir::new();
     let out = chat(&b, &[], &format!("{ask}\ny\n"));
     assert!(out.status.success(), "{}", stderr(&out));
     let todo = std::fs::read_to_string(b.data().join("workspace/todo.txt"))
@@ -415,7 +392,7 @@ fn the_owner_approves_or_denies_the_models_call_at_the_terminal() {
 
 #[test]
 fn an_instruction_in_a_file_cannot_act_even_where_writes_are_allowed() {
-    let b = Box_::new();
+    let b = DataDir::new();
     let ws = b.data().join("workspace");
     std::fs::create_dir_all(&ws).unwrap();
     std::fs::write(

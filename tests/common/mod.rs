@@ -73,3 +73,35 @@ pub fn stderr(o: &Output) -> String {
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// A data directory of its own, and `hermit` commands run against it.
+pub struct DataDir {
+    pub root: tempfile::TempDir,
+}
+
+impl DataDir {
+    pub fn new() -> Self {
+        Self {
+            root: tempfile::tempdir().unwrap(),
+        }
+    }
+    pub fn data(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+    pub fn workspace(&self) -> PathBuf {
+        self.data().join("workspace")
+    }
+    /// `hermit` with `HERMIT_DATA` set to this directory.
+    pub fn cmd(&self) -> Command {
+        let mut c = hermit();
+        c.env("HERMIT_DATA", self.data());
+        c
+    }
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+    /// `hermit tools run NAME --args JSON`.
+    pub fn tool(&self, name: &str, args: serde_json::Value) -> Output {
+        self.run(&["tools", "run", name, "--args", &args.to_string()])
+    }
+}
