@@ -47,6 +47,11 @@ pub struct Conversation {
     pub taint: Option<String>,
     /// The tool calls that ran in this conversation.
     ran: Vec<ToolCall>,
+    /// Facts the principal pinned: in the system prompt, so context
+    /// trimming never drops them.
+    pinned: Vec<String>,
+    /// Memories already recalled into this conversation.
+    recalled: std::collections::HashSet<crate::memory::Key>,
 }
 
 impl Conversation {
@@ -62,7 +67,25 @@ impl Conversation {
             place: "local".into(),
             taint: None,
             ran: Vec::new(),
+            pinned: Vec::new(),
+            recalled: Default::default(),
         }
+    }
+
+    /// Adds what memory recalled for the next message: Hermit's own
+    /// composition (untrusted memories are fenced inside it, and taint the
+    /// conversation).
+    fn push_recall(&mut self, recall: crate::memory::Recall) {
+        if recall.text.is_empty() {
+            return;
+        }
+        if self.taint.is_none() {
+            self.taint = recall.taint;
+        }
+        self.recalled.extend(recall.keys);
+        self.messages
+            .push(ChatMessage::new(Role::User, recall.text));
+        self.origins.push(Origin::Assistant);
     }
 
     /// The untrusted source in this conversation for a turn of
@@ -113,11 +136,15 @@ impl Conversation {
 
     fn request(&self, options: GenerateOptions, tools: Option<&ToolOffer>) -> GenerateRequest {
         let mut messages = Vec::with_capacity(self.messages.len() + 1);
-        let system = match tools {
+        let mut system = match tools {
             Some(_) if self.system_prompt.is_empty() => TOOL_GUIDANCE.to_string(),
             Some(_) => format!("{}\n\n{TOOL_GUIDANCE}", self.system_prompt),
             None => self.system_prompt.clone(),
         };
+        if !self.pinned.is_empty() {
+            system.push_str("\n\nWhat the user asked you to always keep in mind:\n");
+            system.push_str(&self.pinned.join("\n"));
+        }
         if !system.is_empty() {
             messages.push(ChatMessage::new(Role::System, system));
         }
@@ -240,6 +267,9 @@ pub struct Agent {
     offer: Option<ToolOffer>,
     pub max_tool_steps: u32,
     pub turn_timeout: Duration,
+    /// Memory: every message kept, relevant memories recalled before
+    /// each turn.
+    pub memory: Option<Arc<crate::memory::Memory>>,
 }
 
 impl Agent {
@@ -267,7 +297,14 @@ impl Agent {
             offer,
             max_tool_steps,
             turn_timeout,
+            memory: None,
         })
+    }
+
+    /// Keeps every message and recalls before each turn.
+    pub fn with_memory(mut self, memory: Arc<crate::memory::Memory>) -> Self {
+        self.memory = Some(memory);
+        self
     }
 
     /// The trust layer even without tools: the stop switch then still
@@ -279,8 +316,100 @@ impl Agent {
 
     /// Runs one turn: the user's message, tool calls, the reply.
     /// `cancel` stops it (the current generation ends at its next token),
-    /// as does the owner's `!stop`.
+    /// as does the owner's `!stop`. With memory, what is relevant is
+    /// recalled first, and the message and the reply are kept.
     pub async fn turn(
+        &self,
+        conv: &mut Conversation,
+        user_text: &str,
+        on_event: impl FnMut(TurnEvent),
+        cancel: Arc<AtomicBool>,
+    ) -> Result<TurnOutcome, InferenceError> {
+        let Some(memory) = self.memory.clone() else {
+            return self.turn_inner(conv, user_text, on_event, cancel).await;
+        };
+        let principal = self.principal_of(conv);
+        let who = crate::memory::principal_key(&principal);
+        let (key, place, text) = (conv.key.clone(), conv.place.clone(), user_text.to_string());
+        let already = conv.recalled.clone();
+        let mem = memory.clone();
+        let sender = if principal.id.is_empty() {
+            "owner".to_string()
+        } else {
+            principal.id.clone()
+        };
+        let w = who.clone();
+        // Off the async runtime: a search embeds the message.
+        let before = tokio::task::spawn_blocking(move || {
+            let pinned = mem.pinned(&w)?;
+            let recall = mem.recall(&w, &text, &key, &already)?;
+            mem.record_message(&crate::memory::NewMessage {
+                conversation: &key,
+                principal: &w,
+                sender: &sender,
+                room: (place != "local").then_some(place.as_str()),
+                role: "user",
+                origin: None,
+                body: &text,
+            })?;
+            Ok::<_, crate::memory::MemoryError>((pinned, recall))
+        })
+        .await;
+        match before {
+            Ok(Ok((pinned, recall))) => {
+                conv.pinned = pinned
+                    .iter()
+                    .map(|f| match &f.origin {
+                        Some(src) => format!("- {}", fence(&Origin::Memory(src.clone()), &f.text)),
+                        None => format!("- {}", f.text),
+                    })
+                    .collect();
+                if let Some(src) = &recall.taint {
+                    tracing::info!(source = %src, "recalled an untrusted memory");
+                }
+                conv.push_recall(recall);
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "memory: recall failed; answering without it"),
+            Err(e) => tracing::warn!(error = %e, "memory: recall failed; answering without it"),
+        }
+        let outcome = self.turn_inner(conv, user_text, on_event, cancel).await?;
+        if !outcome.reply.trim().is_empty() {
+            let (key, place, reply) = (
+                conv.key.clone(),
+                conv.place.clone(),
+                outcome.reply.trim().to_string(),
+            );
+            let origin = conv.taint.clone();
+            let kept = tokio::task::spawn_blocking(move || {
+                memory.record_message(&crate::memory::NewMessage {
+                    conversation: &key,
+                    principal: &who,
+                    sender: "hermit",
+                    room: (place != "local").then_some(place.as_str()),
+                    role: "assistant",
+                    // A reply written after reading untrusted text keeps
+                    // the label of that source.
+                    origin: origin.as_deref(),
+                    body: &reply,
+                })
+            })
+            .await;
+            if !matches!(kept, Ok(Ok(_))) {
+                tracing::warn!("memory: the reply could not be kept");
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn principal_of(&self, conv: &Conversation) -> Principal {
+        match (&conv.principal, &self.trust) {
+            (Some(p), _) => p.clone(),
+            (None, Some(t)) => t.local_owner(),
+            (None, None) => Principal::local_owner(""),
+        }
+    }
+
+    async fn turn_inner(
         &self,
         conv: &mut Conversation,
         user_text: &str,
@@ -302,11 +431,7 @@ impl Agent {
                 )),
             });
         }
-        let principal = match (&conv.principal, &self.trust) {
-            (Some(p), _) => p.clone(),
-            (None, Some(t)) => t.local_owner(),
-            (None, None) => Principal::local_owner(""),
-        };
+        let principal = self.principal_of(conv);
         conv.push_from(
             ChatMessage::new(Role::User, user_text),
             Origin::Typed(principal.id.clone()),
@@ -506,7 +631,7 @@ impl Agent {
                     "approval.request",
                     &principal.id,
                     serde_json::json!({
-                        "code": code, "tool": call.name, "arguments": call.arguments,
+                        "code": code, "tool": call.name, "arguments": toolbox.audit_arguments(call),
                         "effects": checked.effects, "conversation": conv.key,
                         "place": conv.place, "taint": ctx.taint,
                     }),
@@ -579,6 +704,8 @@ impl Agent {
         let tb = toolbox.clone();
         let meta = crate::tools::CallMeta {
             taint: ctx.taint.clone(),
+            principal: Some(crate::memory::principal_key(principal)),
+            conversation: Some(conv.key.clone()),
         };
         let result = tokio::task::spawn_blocking(move || tb.run_checked_in(&for_tool, &meta))
             .await

@@ -179,17 +179,24 @@ pub fn chat(global: &Global, system: Option<String>) -> anyhow::Result<()> {
     }
     let engine = start_engine(&config)?;
     let system = system.unwrap_or(config.agent.system_prompt.clone());
+    let memory = open_memory(&config)?;
     let toolbox = if config.agent.tools {
-        Some(toolbox(&config)?)
+        ensure_data_dir(&config)?;
+        let trust = std::sync::Arc::new(crate::trust::Trust::open(&config)?);
+        Some(toolbox_with(&config, trust, memory.clone())?)
     } else {
         None
     };
-    let agent = crate::agent::Agent::new(
+    let mut agent = crate::agent::Agent::new(
         engine,
         toolbox,
         config.agent.max_tool_steps,
         std::time::Duration::from_secs(config.agent.turn_timeout_seconds),
     )?;
+    if let Some(m) = memory {
+        m.start_worker();
+        agent = agent.with_memory(m);
+    }
     runtime()?.block_on(crate::channels::terminal::run(
         crate::channels::terminal::Backend::Local {
             agent,
@@ -477,6 +484,7 @@ pub fn doctor(global: &Global, json: bool) -> anyhow::Result<bool> {
         network: false,
         fetch: Default::default(),
         timezone: String::new(),
+        memory: None,
     };
     checks.push(match probe_sandbox(&ctx) {
         Ok(()) => check(
@@ -633,6 +641,33 @@ pub fn doctor(global: &Global, json: bool) -> anyhow::Result<bool> {
         ),
     });
     let reg = registry(&config);
+    // Memory: on or off, and whether recall is semantic or full text.
+    checks.push(if !config.memory.enabled {
+        Check {
+            check: "memory",
+            verdict: "ok",
+            detail: "off ([memory] enabled = false): nothing is kept or recalled".into(),
+        }
+    } else if !config.memory.embeddings {
+        Check {
+            check: "memory",
+            verdict: "ok",
+            detail: "on, full text only ([memory] embeddings = false)".into(),
+        }
+    } else {
+        match reg.resolve_embeddings(&config.memory.embedding_model) {
+            Ok(dir) => Check {
+                check: "memory",
+                verdict: "ok",
+                detail: format!("on, full text and embeddings ({}, verified)", dir.display()),
+            },
+            Err(e) => Check {
+                check: "memory",
+                verdict: "warn",
+                detail: format!("on, full text only: {e}"),
+            },
+        }
+    });
     checks.push(match reg.resolve(&config.inference.model) {
         Ok(m) => Check {
             check: "model",
@@ -724,12 +759,43 @@ fn ensure_data_dir(config: &Config) -> anyhow::Result<PathBuf> {
 fn toolbox(config: &Config) -> anyhow::Result<crate::tools::Toolbox> {
     ensure_data_dir(config)?;
     let trust = std::sync::Arc::new(crate::trust::Trust::open(config)?);
-    toolbox_with(config, trust)
+    toolbox_with(config, trust, open_memory(config)?)
+}
+
+/// Memory, unless `[memory] enabled = false`. Without the embedding model
+/// (or with `embeddings = false`) search is full text only, said once.
+fn open_memory(config: &Config) -> anyhow::Result<Option<std::sync::Arc<crate::memory::Memory>>> {
+    if !config.memory.enabled {
+        return Ok(None);
+    }
+    let data = ensure_data_dir(config)?;
+    let embeddings = if config.memory.embeddings {
+        match registry(config).resolve_embeddings(&config.memory.embedding_model) {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                tracing::warn!(error = %e, "semantic recall is off; memory search is full text only");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let memory = crate::memory::Memory::open(
+        &data,
+        embeddings,
+        crate::memory::MemorySettings {
+            recall_items: config.memory.recall_items,
+            recall_tokens: config.memory.recall_tokens,
+            timezone: config.agent.timezone.clone(),
+        },
+    )?;
+    Ok(Some(std::sync::Arc::new(memory)))
 }
 
 fn toolbox_with(
     config: &Config,
     trust: std::sync::Arc<crate::trust::Trust>,
+    memory: Option<std::sync::Arc<crate::memory::Memory>>,
 ) -> anyhow::Result<crate::tools::Toolbox> {
     let sandbox = crate::sandbox::Sandbox::current()?;
     Ok(crate::tools::Toolbox::builtin(
@@ -742,6 +808,7 @@ fn toolbox_with(
             network: config.sandbox.network,
             fetch: config.fetch.clone(),
             timezone: config.agent.timezone.clone(),
+            memory,
         },
         trust,
     ))
@@ -989,20 +1056,25 @@ pub fn up(global: &Global) -> anyhow::Result<()> {
         }
         let c = config.clone();
         let engine = tokio::task::spawn_blocking(move || start_engine(&c)).await??;
+        let memory = open_memory(&config)?;
         let toolbox = if config.agent.tools {
-            Some(toolbox_with(&config, trust.clone())?)
+            Some(toolbox_with(&config, trust.clone(), memory.clone())?)
         } else {
             None
         };
-        let agent = std::sync::Arc::new(
-            crate::agent::Agent::new(
-                engine,
-                toolbox,
-                config.agent.max_tool_steps,
-                std::time::Duration::from_secs(config.agent.turn_timeout_seconds),
-            )?
-            .with_trust(trust.clone()),
-        );
+        let mut agent = crate::agent::Agent::new(
+            engine,
+            toolbox,
+            config.agent.max_tool_steps,
+            std::time::Duration::from_secs(config.agent.turn_timeout_seconds),
+        )?
+        .with_trust(trust.clone());
+        if let Some(m) = memory {
+            // Catches up at once: rows written while Hermit was down.
+            m.start_worker();
+            agent = agent.with_memory(m);
+        }
+        let agent = std::sync::Arc::new(agent);
         let settings = crate::channels::matrix::BotSettings::from_config(&config);
         let bot = crate::channels::matrix::Bot::connect(settings, &secrets, agent.clone(), trust.clone()).await?;
         let control = crate::control::Server::bind(&data, agent.clone(), bot.clone(), url.clone())?;
@@ -1336,4 +1408,315 @@ pub fn secrets_set(global: &Global, name: &str) -> anyhow::Result<()> {
     }
     println!("stored {name} (0600 in {})", secrets.dir().display());
     Ok(())
+}
+
+/// Memory for a command: opened, and the index brought up to date in the
+/// foreground (with progress on a terminal) unless the daemon is at it.
+fn memory_for_cli(config: &Config) -> anyhow::Result<std::sync::Arc<crate::memory::Memory>> {
+    let memory = open_memory(config)?
+        .ok_or_else(|| anyhow::anyhow!("memory is off ([memory] enabled = false)"))?;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut shown = false;
+    let synced = memory.sync_index(std::time::Duration::from_secs(5), |done, total| {
+        shown = true;
+        if tty {
+            eprint!("\rindexing memory: {done}/{total}");
+        } else {
+            eprintln!("indexing memory: {done}/{total}");
+        }
+    });
+    if tty && shown {
+        eprintln!();
+    }
+    match synced {
+        Ok(_) => {}
+        Err(crate::memory::MemoryError::Index(crate::memory::index::IndexError::Busy)) => {
+            eprintln!("note: the daemon is indexing; results may miss the last few seconds")
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(memory)
+}
+
+fn print_items(items: &[crate::memory::Item], tz: &str) {
+    let tz = crate::tools::time::owner_timezone(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    for i in items {
+        let date = jiff::Timestamp::from_millisecond(i.ts)
+            .map(|t| {
+                t.to_zoned(tz.clone())
+                    .strftime("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let who = match (i.role.as_deref(), i.sender.as_deref()) {
+            (Some("assistant"), _) => " hermit".to_string(),
+            (_, Some(s)) => format!(" {s}"),
+            _ => String::new(),
+        };
+        let origin = i
+            .origin
+            .as_ref()
+            .map(|o| format!(" [from {o}]"))
+            .unwrap_or_default();
+        let pin = if i.pinned { " [pinned]" } else { "" };
+        println!("{}  {date}{who}{pin}{origin}", i.id);
+        for line in i.text.lines() {
+            println!("    {line}");
+        }
+    }
+}
+
+pub fn memory_search(
+    global: &Global,
+    query: &str,
+    principal: &str,
+    limit: usize,
+    text_only: bool,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let config = global.load_config()?;
+    let memory = memory_for_cli(&config)?;
+    let mode = if text_only {
+        crate::memory::Mode::Text
+    } else {
+        crate::memory::Mode::Hybrid
+    };
+    let items = memory.search(principal, query, limit.max(1), mode, None)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&items)?);
+    } else if items.is_empty() {
+        eprintln!("nothing in {principal}'s memory matches {query:?}");
+    } else {
+        print_items(&items, &config.agent.timezone);
+    }
+    Ok(!items.is_empty())
+}
+
+pub fn memory_remember(
+    global: &Global,
+    fact: &str,
+    principal: &str,
+    pin: bool,
+) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let memory = memory_for_cli(&config)?;
+    let fact = fact.trim();
+    anyhow::ensure!(!fact.is_empty(), "the fact is empty");
+    let id = memory.remember(principal, fact, None, pin, None)?;
+    memory
+        .sync_index(std::time::Duration::from_secs(5), |_, _| {})
+        .ok();
+    println!(
+        "remembered as fact:{id}{}",
+        if pin { " (pinned)" } else { "" }
+    );
+    Ok(())
+}
+
+pub fn memory_forget(
+    global: &Global,
+    ids: &[String],
+    query: Option<&str>,
+    principal: &str,
+    yes: bool,
+) -> anyhow::Result<bool> {
+    let config = global.load_config()?;
+    let memory = memory_for_cli(&config)?;
+    let mut keys = ids
+        .iter()
+        .map(|s| s.parse::<crate::memory::Key>().map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(q) = query {
+        let found = memory.search(principal, q, 50, crate::memory::Mode::Text, None)?;
+        if found.is_empty() {
+            eprintln!("nothing in {principal}'s memory matches {q:?}");
+        } else {
+            eprintln!("these match {q:?}:");
+            print_items(&found, &config.agent.timezone);
+        }
+        keys.extend(found.iter().map(|i| i.key));
+    }
+    anyhow::ensure!(
+        !ids.is_empty() || query.is_some(),
+        "name the memories to forget (ids like fact:12) or give --query"
+    );
+    if keys.is_empty() {
+        return Ok(false);
+    }
+    if !yes {
+        use std::io::{BufRead, IsTerminal, Write};
+        anyhow::ensure!(
+            std::io::stdin().is_terminal(),
+            "forgetting is irreversible: confirm with --yes when not at a terminal"
+        );
+        eprint!("forget {} memories for good? [y/N] ", keys.len());
+        std::io::stderr().flush().ok();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            eprintln!("nothing was forgotten");
+            return Ok(false);
+        }
+    }
+    let gone = memory.forget(&keys, Some(principal))?;
+    for item in &gone {
+        println!("forgotten: {}", item.id);
+    }
+    let missed = keys.len() - gone.len();
+    if missed > 0 {
+        eprintln!("{missed} of the ids named are not in {principal}'s memory");
+    }
+    if let Ok(trust) = crate::trust::Trust::open(&config) {
+        trust.audit.record(
+            "memory.forget",
+            &trust.local_owner().id,
+            serde_json::json!({"principal": principal, "ids": gone.iter().map(|i| i.id.clone()).collect::<Vec<_>>()}),
+        );
+    }
+    Ok(!gone.is_empty())
+}
+
+pub fn memory_export(global: &Global, principal: &str) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let memory = open_memory(&config)?
+        .ok_or_else(|| anyhow::anyhow!("memory is off ([memory] enabled = false)"))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let n = memory.export(principal, &mut out)?;
+    std::io::Write::flush(&mut out)?;
+    eprintln!("exported {n} records held about {principal}");
+    Ok(())
+}
+
+pub fn memory_reindex(global: &Global) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let memory = open_memory(&config)?
+        .ok_or_else(|| anyhow::anyhow!("memory is off ([memory] enabled = false)"))?;
+    let mut conn = memory.conn()?;
+    let started = std::time::Instant::now();
+    let n = memory.index.rebuild(&mut conn, |done, total| {
+        eprintln!("reindexing: {done}/{total}");
+    })?;
+    eprintln!(
+        "reindexed {n} rows in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if memory.has_embeddings() {
+        let mut embedded = 0;
+        loop {
+            let k = memory.embed_pending(&conn, 64)?;
+            if k == 0 {
+                break;
+            }
+            embedded += k;
+            eprintln!("embedded {embedded}");
+        }
+    }
+    Ok(())
+}
+
+pub fn memory_status(global: &Global, json: bool) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let memory = memory_for_cli(&config)?;
+    let counts = memory.counts()?;
+    let indexed = memory.index.len();
+    let embeddings = memory.has_embeddings();
+    if json {
+        let per: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .map(|(k, n, e)| {
+                (
+                    k.name().to_string(),
+                    serde_json::json!({"rows": n, "embedded": e}),
+                )
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"tables": per, "indexed": indexed, "index_bytes": memory.index.size_on_disk(), "embeddings": embeddings})
+        );
+    } else {
+        for (k, n, e) in &counts {
+            println!(
+                "{:<11} {n:>9} rows, {e} with a vector",
+                format!("{}s", k.name())
+            );
+        }
+        println!(
+            "index       {indexed:>9} documents, {}",
+            human_size(memory.index.size_on_disk())
+        );
+        println!(
+            "embeddings  {}",
+            if embeddings {
+                "on"
+            } else {
+                "off (full text only)"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `hermit bench memory` (scripts/bench-memory).
+pub fn bench_memory(
+    global: &Global,
+    json: bool,
+    messages: usize,
+    dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let embeddings = registry(&config).resolve_embeddings(&config.memory.embedding_model)?;
+    let scratch = match dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            tempfile_dir(d)?
+        }
+        None => tempfile_dir(&std::env::temp_dir())?,
+    };
+    let result = crate::bench::memory::run(&scratch, &embeddings, messages.max(1000), |m| {
+        eprintln!("  {m}")
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    let r = result?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!(
+        "ingest: {:.0} messages/s ({} messages, hermit.db + index, no embeddings)",
+        r.ingest_messages_per_s, r.messages
+    );
+    println!(
+        "embeddings: {:.0} messages/s; ingest with embeddings: {:.0} messages/s",
+        r.embed_messages_per_s, r.ingest_with_embeddings_messages_per_s
+    );
+    println!(
+        "{:>9}  {:<10} {:>9} {:>9}",
+        "corpus", "search", "p50 ms", "p99 ms"
+    );
+    for l in &r.latency {
+        println!(
+            "{:>9}  {:<10} {:>9.2} {:>9.2}",
+            l.corpus, l.mode, l.p50_ms, l.p99_ms
+        );
+    }
+    println!(
+        "size on disk at {}: hermit.db {}, index {}",
+        r.messages,
+        human_size(r.db_bytes),
+        human_size(r.index_bytes)
+    );
+    println!(
+        "recall@5 on {} paraphrased questions among {} messages: full text {:.2}, hybrid {:.2}",
+        r.labelled_questions, r.distractors, r.recall_at_5_text, r.recall_at_5_hybrid
+    );
+    Ok(())
+}
+
+/// A new directory inside `parent`, named for this process.
+fn tempfile_dir(parent: &Path) -> anyhow::Result<PathBuf> {
+    let d = parent.join(format!("hermit-bench-memory-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
 }

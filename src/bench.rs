@@ -9,6 +9,8 @@
 
 use serde::Serialize;
 
+pub mod memory;
+
 use crate::agent::Conversation;
 use crate::inference::{ChatMessage, Engine, GenerateOptions, InferenceError, Role};
 

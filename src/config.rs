@@ -42,6 +42,35 @@ pub struct Config {
     pub homeserver: HomeserverConfig,
     pub matrix: MatrixConfig,
     pub policy: crate::trust::policy::PolicyConfig,
+    pub memory: MemoryConfig,
+}
+
+/// `[memory]`: what Hermit keeps and recalls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// Keep conversations and recall from them before each turn.
+    pub enabled: bool,
+    /// Most memories recalled into one turn.
+    pub recall_items: usize,
+    /// Budget of the recalled memories, in tokens (about 4 characters each).
+    pub recall_tokens: usize,
+    /// Sentence embeddings for semantic recall.
+    pub embeddings: bool,
+    /// The embeddings model (models.toml, role "embeddings").
+    pub embedding_model: String,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            recall_items: 5,
+            recall_tokens: 300,
+            embeddings: true,
+            embedding_model: "all-minilm-l6-v2".into(),
+        }
+    }
 }
 
 /// The Matrix homeserver: Synapse on the box, run by Hermit (`managed`) or

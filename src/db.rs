@@ -96,6 +96,88 @@ const MIGRATIONS: &[&str] = &[
     // 4: a note written in a turn that had read untrusted text keeps the
     // label of that source.
     "ALTER TABLE notes ADD COLUMN taint TEXT;",
+    // 5: memory. Conversations and their messages (who said it, where,
+    // when, from what source), voice transcripts, remembered facts; notes
+    // belong to a principal (the owner's until now). `embedding` holds the
+    // row's sentence embedding (384 little-endian f32) once computed.
+    // Triggers log every change in `memory_log`, from which the full-text
+    // index is kept up to date (the index records the last `seq` it holds,
+    // so rows written while it was down are indexed on the next start).
+    "CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        principal TEXT NOT NULL,
+        room TEXT,
+        started_at INTEGER NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        room TEXT,
+        role TEXT NOT NULL,
+        origin TEXT,
+        body TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        embedding BLOB
+    );
+    CREATE INDEX messages_principal ON messages(principal, ts);
+    CREATE INDEX messages_conversation ON messages(conversation);
+    CREATE INDEX messages_unembedded ON messages(id) WHERE embedding IS NULL;
+    CREATE TABLE transcripts (
+        id INTEGER PRIMARY KEY,
+        principal TEXT NOT NULL,
+        room TEXT,
+        event_id TEXT,
+        language TEXT,
+        body TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        embedding BLOB
+    );
+    CREATE TABLE facts (
+        id INTEGER PRIMARY KEY,
+        principal TEXT NOT NULL,
+        body TEXT NOT NULL,
+        origin TEXT,
+        pinned INTEGER NOT NULL DEFAULT 0,
+        conversation TEXT,
+        ts INTEGER NOT NULL,
+        embedding BLOB
+    );
+    CREATE INDEX facts_principal ON facts(principal, pinned);
+    ALTER TABLE notes ADD COLUMN principal TEXT NOT NULL DEFAULT 'owner';
+    ALTER TABLE notes ADD COLUMN embedding BLOB;
+    CREATE TABLE memory_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        row_id INTEGER NOT NULL,
+        op TEXT NOT NULL
+    );
+    CREATE TRIGGER messages_log_i AFTER INSERT ON messages
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('message', new.id, 'i'); END;
+    CREATE TRIGGER messages_log_u AFTER UPDATE OF body, principal, origin ON messages
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('message', new.id, 'u'); END;
+    CREATE TRIGGER messages_log_d AFTER DELETE ON messages
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('message', old.id, 'd'); END;
+    CREATE TRIGGER transcripts_log_i AFTER INSERT ON transcripts
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('transcript', new.id, 'i'); END;
+    CREATE TRIGGER transcripts_log_u AFTER UPDATE OF body, principal ON transcripts
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('transcript', new.id, 'u'); END;
+    CREATE TRIGGER transcripts_log_d AFTER DELETE ON transcripts
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('transcript', old.id, 'd'); END;
+    CREATE TRIGGER facts_log_i AFTER INSERT ON facts
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('fact', new.id, 'i'); END;
+    CREATE TRIGGER facts_log_u AFTER UPDATE OF body, principal, origin, pinned ON facts
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('fact', new.id, 'u'); END;
+    CREATE TRIGGER facts_log_d AFTER DELETE ON facts
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('fact', old.id, 'd'); END;
+    CREATE TRIGGER notes_log_i AFTER INSERT ON notes
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('note', new.id, 'i'); END;
+    CREATE TRIGGER notes_log_u AFTER UPDATE OF title, body, taint, principal ON notes
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('note', new.id, 'u'); END;
+    CREATE TRIGGER notes_log_d AFTER DELETE ON notes
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('note', old.id, 'd'); END;
+    INSERT INTO memory_log (kind, row_id, op) SELECT 'note', id, 'i' FROM notes;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -159,23 +241,92 @@ fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
     Ok(())
 }
 
-/// Milliseconds since the Unix epoch.
+/// Hermit's clock, in milliseconds since the Unix epoch: the system's,
+/// moved by `HERMIT_CLOCK_OFFSET_SECONDS` when set (a signed number of
+/// seconds). The offset lets a test (or someone checking how Hermit will
+/// behave next week) run Hermit days ahead; every timestamp Hermit writes
+/// and every expiry it checks reads this clock.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
+    let real = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    real + clock_offset_ms()
 }
 
+/// [`now_ms`] in seconds.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    now_ms().div_euclid(1000)
+}
+
+fn clock_offset_ms() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        match std::env::var("HERMIT_CLOCK_OFFSET_SECONDS") {
+            Ok(v) => match v.trim().parse::<i64>() {
+                Ok(s) => {
+                    tracing::warn!(seconds = s, "the clock is moved by HERMIT_CLOCK_OFFSET_SECONDS");
+                    s.saturating_mul(1000)
+                }
+                Err(_) => {
+                    tracing::warn!(value = %v, "HERMIT_CLOCK_OFFSET_SECONDS is not a number of seconds; ignored");
+                    0
+                }
+            },
+            Err(_) => 0,
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    /// A database made at every earlier version, with rows in it, is
+    /// brought up to date and keeps its rows; the memory log then lists
+    /// the notes written before memory existed, so they get indexed.
+    #[test]
+    fn migrates_from_every_earlier_version() {
+        for from in 1..super::MIGRATIONS.len() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("hermit.db");
+            {
+                let mut conn = rusqlite::Connection::open(&path).unwrap();
+                for (i, sql) in super::MIGRATIONS.iter().enumerate().take(from) {
+                    let tx = conn.transaction().unwrap();
+                    tx.execute_batch(sql).unwrap();
+                    tx.pragma_update(None, "user_version", (i + 1) as i64)
+                        .unwrap();
+                    tx.commit().unwrap();
+                }
+                conn.execute(
+                    "INSERT INTO notes (title, body, created_at, updated_at) VALUES ('groceries', 'buy leeks', 1, 1)",
+                    [],
+                )
+                .unwrap();
+            }
+            let conn = super::open(&path).unwrap();
+            let v: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, super::MIGRATIONS.len() as i64, "from version {from}");
+            let (body, principal): (String, String) = conn
+                .query_row(
+                    "SELECT body, principal FROM notes WHERE title = 'groceries'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((body.as_str(), principal.as_str()), ("buy leeks", "owner"));
+            let logged: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM memory_log WHERE kind = 'note'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(logged, 1, "from version {from}");
+        }
+    }
+
     #[test]
     fn migrates_from_empty_and_refuses_a_newer_schema() {
         let dir = tempfile::tempdir().unwrap();

@@ -13,6 +13,8 @@
 //!   KV caches with prefix reuse.
 //! - [`db`]: `hermit.db` (SQLite): the source of truth, with migrations.
 //! - [`agent`]: the agent loop: a conversation's history turned into replies.
+//! - [`memory`]: what Hermit keeps (hermit.db), its full-text index
+//!   (tantivy) and embeddings (candle); recall, search, forgetting.
 //! - [`channels`]: where messages come from: the terminal (`hermit chat`) and
 //!   Matrix (`hermit up`).
 //! - [`homeserver`]: Synapse, configured, started and supervised; accounts.
@@ -37,6 +39,7 @@ pub mod control;
 pub mod db;
 pub mod homeserver;
 pub mod inference;
+pub mod memory;
 pub mod models;
 pub mod sandbox;
 pub mod secrets;

@@ -84,6 +84,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// What Hermit remembers: search it, forget, export, rebuild the index.
+    Memory {
+        #[command(subcommand)]
+        command: MemoryCommand,
+    },
     /// The secrets store (values are read from stdin, never printed).
     Secrets {
         #[command(subcommand)]
@@ -132,6 +137,57 @@ enum ToolsCommand {
         /// The call's arguments, as JSON.
         #[arg(long, value_name = "JSON", default_value = "{}")]
         args: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemoryCommand {
+    /// Search memory (full text and meaning, fused) for a principal.
+    Search {
+        query: String,
+        /// Whose memory: "owner" (default) or a member's Matrix ID.
+        #[arg(long, default_value = "owner")]
+        principal: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Full text only (no embeddings).
+        #[arg(long)]
+        text_only: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep a fact, as the `remember` tool does.
+    Remember {
+        fact: String,
+        #[arg(long, default_value = "owner")]
+        principal: String,
+        /// Keep it in mind in every conversation.
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Forget memories for good: by id (fact:12, message:345), or every
+    /// match of --query (listed first; confirmed unless --yes).
+    Forget {
+        ids: Vec<String>,
+        #[arg(long)]
+        query: Option<String>,
+        #[arg(long, default_value = "owner")]
+        principal: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Everything held about a principal, as JSON lines on stdout.
+    Export {
+        #[arg(long)]
+        principal: String,
+    },
+    /// Rebuild the full-text index from hermit.db (and embed what has no
+    /// vector yet).
+    Reindex,
+    /// What memory holds, and the index's state.
+    Status {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -218,6 +274,17 @@ enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         runs: usize,
     },
+    /// Memory at scale: ingest rate, search latency, size on disk, recall@5
+    /// (in a scratch directory, removed afterwards).
+    Memory {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: usize,
+        /// Scratch directory (default: a new one under $TMPDIR).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -277,6 +344,14 @@ fn main() -> ExitCode {
         Command::Bench {
             command: BenchCommand::Sandbox { json, runs },
         } => app::bench_sandbox(&global, json, runs).map(|()| true),
+        Command::Bench {
+            command:
+                BenchCommand::Memory {
+                    json,
+                    messages,
+                    dir,
+                },
+        } => app::bench_memory(&global, json, messages, dir.as_deref()).map(|()| true),
         Command::Doctor { json } => app::doctor(&global, json),
         Command::Tools { command } => match command {
             ToolsCommand::List { json } => app::tools_list(&global, json).map(|()| true),
@@ -305,6 +380,31 @@ fn main() -> ExitCode {
                 app::audit_tail(&global, lines, follow).map(|()| true)
             }
             AuditCommand::Export { .. } => app::audit_export(&global).map(|()| true),
+        },
+        Command::Memory { command } => match command {
+            MemoryCommand::Search {
+                query,
+                principal,
+                limit,
+                text_only,
+                json,
+            } => app::memory_search(&global, &query, &principal, limit, text_only, json),
+            MemoryCommand::Remember {
+                fact,
+                principal,
+                pin,
+            } => app::memory_remember(&global, &fact, &principal, pin).map(|()| true),
+            MemoryCommand::Forget {
+                ids,
+                query,
+                principal,
+                yes,
+            } => app::memory_forget(&global, &ids, query.as_deref(), &principal, yes),
+            MemoryCommand::Export { principal } => {
+                app::memory_export(&global, &principal).map(|()| true)
+            }
+            MemoryCommand::Reindex => app::memory_reindex(&global).map(|()| true),
+            MemoryCommand::Status { json } => app::memory_status(&global, json).map(|()| true),
         },
         Command::Secrets { command } => match command {
             SecretsCommand::List => app::secrets_list(&global).map(|()| true),

@@ -68,6 +68,9 @@ pub struct ModelEntry {
     pub setup: bool,
     pub upstream: Option<String>,
     pub pypi: Option<PypiSource>,
+    /// A companion file (tokenizer, configuration) of the named model.
+    #[serde(default)]
+    pub part_of: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,6 +224,33 @@ impl Registry {
             path,
             verified: false,
         })
+    }
+
+    /// The directory of an embeddings model whose files (the model and
+    /// its companions, `part_of`) are all present and verified.
+    pub fn resolve_embeddings(&self, name: &str) -> Result<PathBuf, ModelError> {
+        let entry = self.get(name).ok_or_else(|| ModelError::Unknown {
+            name: name.into(),
+            known: self.known(),
+        })?;
+        let files = std::iter::once(entry).chain(
+            self.models
+                .iter()
+                .filter(|m| m.part_of.as_deref() == Some(name)),
+        );
+        for m in files {
+            let path = self.path_of(m);
+            if !path.exists() {
+                return Err(ModelError::Missing {
+                    name: m.name.clone(),
+                    path,
+                    hint: format!("To fetch it, {}.", m.fetch_hint()),
+                });
+            }
+            verify(m, &path, false)?;
+        }
+        let path = self.path_of(entry);
+        Ok(path.parent().map(Path::to_path_buf).unwrap_or(path))
     }
 
     /// The status of every model, hashing where there is no current stamp.

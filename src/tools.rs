@@ -14,6 +14,7 @@
 
 pub mod fetch;
 pub mod files;
+pub mod memory;
 pub mod notes;
 pub mod schema;
 pub mod shell;
@@ -40,6 +41,8 @@ pub enum Effect {
     Network,
     Message,
     Irreversible,
+    /// Keeps something in the caller's own memory (`remember`).
+    Remember,
 }
 
 /// A tool as the model and the policy see it.
@@ -105,6 +108,8 @@ pub struct ToolContext {
     pub fetch: fetch::FetchConfig,
     /// The owner's timezone (IANA name; empty: the machine's).
     pub timezone: String,
+    /// Memory (`remember`, `recall`, `forget`); `None` when it is off.
+    pub memory: Option<Arc<crate::memory::Memory>>,
 }
 
 impl ToolContext {
@@ -146,6 +151,11 @@ pub trait Tool: Send + Sync {
     fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
         Some(Origin::ToolOutput(self.spec().name.to_string()))
     }
+    /// The arguments as the append-only audit log keeps them. A tool whose
+    /// arguments must be forgettable (`remember`) keeps their hash only.
+    fn audit_arguments(&self, arguments: &Value) -> Value {
+        arguments.clone()
+    }
 }
 
 /// What a tool may know of the turn that calls it.
@@ -153,6 +163,11 @@ pub trait Tool: Send + Sync {
 pub struct CallMeta {
     /// The untrusted source in the turn, if any.
     pub taint: Option<String>,
+    /// Whose memory the call reads and writes ([`crate::memory::principal_key`]);
+    /// `None`: the owner's.
+    pub principal: Option<String>,
+    /// The conversation the call is made in.
+    pub conversation: Option<String>,
 }
 
 /// The tools Hermit has, and the one way to call them.
@@ -180,7 +195,20 @@ impl Toolbox {
         tools.push(Box::new(notes::Notes));
         tools.push(Box::new(fetch::Fetch));
         tools.push(Box::new(time::Time));
+        if ctx.memory.is_some() {
+            tools.push(Box::new(memory::Remember));
+            tools.push(Box::new(memory::Recall));
+            tools.push(Box::new(memory::Forget));
+        }
         Self { tools, ctx, trust }
+    }
+
+    /// A call's arguments as the audit log keeps them.
+    pub fn audit_arguments(&self, call: &ToolCall) -> Value {
+        match self.get(&call.name) {
+            Some(t) => t.audit_arguments(&call.arguments),
+            None => call.arguments.clone(),
+        }
     }
 
     pub fn specs(&self) -> Vec<ToolSpec> {
@@ -260,7 +288,7 @@ impl Toolbox {
             &principal.id,
             serde_json::json!({
                 "tool": call.name,
-                "arguments": call.arguments,
+                "arguments": tool.audit_arguments(&call.arguments),
                 "effects": effects,
                 "decision": decision.verdict,
                 "reason": decision.reason,

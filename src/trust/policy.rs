@@ -40,6 +40,8 @@ pub struct RuleSet {
     pub message: Option<Rule>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub irreversible: Option<Rule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remember: Option<Rule>,
 }
 
 impl RuleSet {
@@ -52,6 +54,7 @@ impl RuleSet {
             network: self.network.unwrap_or(base.network),
             message: self.message.unwrap_or(base.message),
             irreversible: self.irreversible.unwrap_or(base.irreversible),
+            remember: self.remember.unwrap_or(base.remember),
         }
     }
 }
@@ -65,6 +68,8 @@ pub struct EffectRules {
     pub network: Rule,
     pub message: Rule,
     pub irreversible: Rule,
+    /// Writing to the principal's own memory.
+    pub remember: Rule,
 }
 
 impl EffectRules {
@@ -76,10 +81,12 @@ impl EffectRules {
             Effect::Network => self.network,
             Effect::Message => self.message,
             Effect::Irreversible => self.irreversible,
+            Effect::Remember => self.remember,
         }
     }
 
-    /// The owner's default: reads allowed, everything else asks.
+    /// The owner's default: reads and their own memory allowed, everything
+    /// else asks.
     pub fn owner_default() -> Self {
         Self {
             read: Rule::Allow,
@@ -88,6 +95,7 @@ impl EffectRules {
             network: Rule::Ask,
             message: Rule::Ask,
             irreversible: Rule::Ask,
+            remember: Rule::Allow,
         }
     }
 
@@ -100,10 +108,11 @@ impl EffectRules {
             network: Rule::Deny,
             message: Rule::Deny,
             irreversible: Rule::Deny,
+            remember: Rule::Deny,
         }
     }
 
-    /// A member's default: reads only.
+    /// A member's default: reads, and their own memory.
     pub fn member_default() -> Self {
         Self {
             read: Rule::Allow,
@@ -112,6 +121,7 @@ impl EffectRules {
             network: Rule::Deny,
             message: Rule::Deny,
             irreversible: Rule::Deny,
+            remember: Rule::Allow,
         }
     }
 }

@@ -44,6 +44,10 @@ pub fn hermit() -> Command {
         .env("HERMIT_SAMPLING__TEMPERATURE", "0")
         // Tests start from nothing; the prompt cache has its own test.
         .env("HERMIT_INFERENCE__PROMPT_CACHE", "false")
+        // Memory would carry one test's conversations into another's
+        // prompts (many share the default data directory); the memory
+        // tests turn it on in data directories of their own.
+        .env("HERMIT_MEMORY__ENABLED", "false")
         .env("RUST_BACKTRACE", "1");
     cmd
 }

@@ -1,0 +1,273 @@
+//! `remember`, `recall`, `forget`: the model's hands on [`crate::memory`].
+//!
+//! Each acts on the memory of the person the turn is for, never anyone
+//! else's. `forget` by id is irreversible (the owner confirms it through
+//! the approval); by query it only lists what matches, with ids, so the
+//! deletion that follows names exactly what goes.
+
+use serde_json::{Value, json};
+
+use super::{CallMeta, Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
+use crate::memory::{Item, Key, Mode};
+use crate::trust::provenance::{Origin, fence};
+
+fn memory<'a>(
+    ctx: &'a ToolContext,
+    tool: &str,
+) -> Result<&'a std::sync::Arc<crate::memory::Memory>, ToolError> {
+    ctx.memory
+        .as_ref()
+        .ok_or_else(|| ToolError::failed(tool, "memory is off ([memory] enabled = false)"))
+}
+
+fn principal(meta: &CallMeta) -> &str {
+    meta.principal.as_deref().unwrap_or("owner")
+}
+
+/// Items as lines for the model: id, date, what it is, the text (fenced
+/// when it came from an untrusted source).
+fn list(items: &[Item], tz: &str) -> String {
+    let tz = super::time::owner_timezone(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    items
+        .iter()
+        .map(|i| {
+            let date = jiff::Timestamp::from_millisecond(i.ts)
+                .map(|t| t.to_zoned(tz.clone()).strftime("%a %-d %b %Y").to_string())
+                .unwrap_or_default();
+            let text = match &i.origin {
+                Some(src) => fence(&Origin::Memory(src.clone()), &i.text),
+                None => i.text.clone(),
+            };
+            format!("{} ({date}): {text}", i.id)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub struct Remember;
+
+impl Tool for Remember {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "remember",
+            description: "Keep a fact the user tells you to remember (\"my sister's birthday is 3 May\"), to be recalled in later conversations. `pin`: keep it in mind in every conversation.",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "fact": {"type": "string", "description": "The fact, as a short self-contained sentence", "maxLength": 2000},
+                    "pin": {"type": "boolean", "description": "Always keep it in mind (standing instructions, key facts)"}
+                },
+                "required": ["fact"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn effects(&self, _args: &Value) -> Vec<Effect> {
+        vec![Effect::Remember]
+    }
+
+    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        self.run_in(ctx, args, &CallMeta::default())
+    }
+
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        let mem = memory(ctx, "remember")?;
+        let fact = arg_str(args, "fact").unwrap_or_default().trim();
+        if fact.is_empty() {
+            return Err(ToolError::failed("remember", "the fact is empty"));
+        }
+        let pin = args.get("pin").and_then(Value::as_bool).unwrap_or(false);
+        let id = mem
+            .remember(
+                principal(meta),
+                fact,
+                meta.taint.as_deref(),
+                pin,
+                meta.conversation.as_deref(),
+            )
+            .map_err(|e| ToolError::failed("remember", e))?;
+        Ok(ToolOutput {
+            ok: true,
+            content: format!(
+                "remembered as fact:{id}{}: {fact}",
+                if pin { " (pinned)" } else { "" }
+            ),
+        })
+    }
+
+    fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
+        None
+    }
+
+    /// The audit log is append-only: it keeps the fact's hash, so that
+    /// forgetting the fact leaves no copy of it.
+    fn audit_arguments(&self, args: &Value) -> Value {
+        let fact = arg_str(args, "fact").unwrap_or_default();
+        json!({
+            "fact_sha256": crate::trust::audit::sha256_hex(fact.as_bytes()),
+            "pin": args.get("pin").cloned().unwrap_or(Value::Null),
+        })
+    }
+}
+
+pub struct Recall;
+
+impl Tool for Recall {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "recall",
+            description: "Search your memory of this user: facts they asked you to remember, their notes, voice notes and earlier conversations.",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "description": "What to look for", "maxLength": 500},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 20}
+                },
+                "required": ["query"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn effects(&self, _args: &Value) -> Vec<Effect> {
+        vec![Effect::Read]
+    }
+
+    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        self.run_in(ctx, args, &CallMeta::default())
+    }
+
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        let mem = memory(ctx, "recall")?;
+        let query = arg_str(args, "query").unwrap_or_default();
+        let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(5) as usize;
+        let items = mem
+            .search(
+                principal(meta),
+                query,
+                limit,
+                Mode::Hybrid,
+                meta.conversation.as_deref(),
+            )
+            .map_err(|e| ToolError::failed("recall", e))?;
+        let content = if items.is_empty() {
+            format!("nothing in memory matches {query:?}")
+        } else {
+            list(&items, &ctx.timezone)
+        };
+        Ok(ToolOutput { ok: true, content })
+    }
+
+    /// Memories can hold what came from untrusted sources: the results
+    /// count as untrusted (the automatic recall before a turn is exact
+    /// about it; this tool is conservative).
+    fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
+        Some(Origin::Memory("search results".into()))
+    }
+}
+
+pub struct Forget;
+
+impl Tool for Forget {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "forget",
+            description: "Forget memories for good. With `query`: list the matching memories and their ids (nothing is deleted). With `ids`: delete exactly those (the owner confirms).",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "ids": {"type": "array", "items": {"type": "string", "maxLength": 40}, "maxItems": 50, "description": "Memory ids from recall or forget with a query, like fact:12"},
+                    "query": {"type": "string", "maxLength": 500}
+                },
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn effects(&self, args: &Value) -> Vec<Effect> {
+        match args.get("ids").and_then(Value::as_array) {
+            Some(ids) if !ids.is_empty() => vec![Effect::Remember, Effect::Irreversible],
+            _ => vec![Effect::Read],
+        }
+    }
+
+    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        self.run_in(ctx, args, &CallMeta::default())
+    }
+
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        let mem = memory(ctx, "forget")?;
+        let who = principal(meta);
+        if let Some(ids) = args
+            .get("ids")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+        {
+            let keys = ids
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default().parse::<Key>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ToolError::failed("forget", e))?;
+            let gone = mem
+                .forget(&keys, Some(who))
+                .map_err(|e| ToolError::failed("forget", e))?;
+            let content = if gone.is_empty() {
+                "none of these ids is in this user's memory; nothing was deleted".to_string()
+            } else {
+                format!(
+                    "forgotten for good: {}",
+                    gone.iter()
+                        .map(|i| i.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            return Ok(ToolOutput {
+                ok: !gone.is_empty(),
+                content,
+            });
+        }
+        let query = arg_str(args, "query").unwrap_or_default().trim();
+        if query.is_empty() {
+            return Err(ToolError::failed(
+                "forget",
+                "give `ids` to delete, or a `query` to find them",
+            ));
+        }
+        let items = mem
+            .search(who, query, 10, Mode::Hybrid, None)
+            .map_err(|e| ToolError::failed("forget", e))?;
+        let content = if items.is_empty() {
+            format!("nothing in memory matches {query:?}")
+        } else {
+            format!(
+                "These match (nothing deleted yet). To delete, call forget with the ids to remove:\n{}",
+                list(&items, &ctx.timezone)
+            )
+        };
+        Ok(ToolOutput { ok: true, content })
+    }
+
+    fn output_origin(&self, args: &Value) -> Option<Origin> {
+        match args.get("ids") {
+            Some(_) => None,
+            None => Some(Origin::Memory("search results".into())),
+        }
+    }
+}
