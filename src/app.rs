@@ -1582,7 +1582,13 @@ pub fn memory_export(global: &Global, principal: &str) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("memory is off ([memory] enabled = false)"))?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let n = memory.export(principal, &mut out)?;
+    // The owner's Matrix events are under their Matrix ID.
+    let matrix_id = if principal == "owner" {
+        config.owner_id()
+    } else {
+        principal.to_string()
+    };
+    let n = memory.export(principal, Some(&matrix_id), &mut out)?;
     std::io::Write::flush(&mut out)?;
     eprintln!("exported {n} records held about {principal}");
     Ok(())

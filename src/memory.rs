@@ -829,10 +829,13 @@ impl Memory {
         Ok(gone)
     }
 
-    /// Everything held about `principal`, one JSON object per line.
+    /// Everything held about `principal`, one JSON object per line: the
+    /// memory rows, the conversations, and the Matrix journal's record of
+    /// the events `matrix_id` sent (the principal's Matrix ID).
     pub fn export(
         &self,
         principal: &str,
+        matrix_id: Option<&str>,
         out: &mut dyn std::io::Write,
     ) -> Result<usize, MemoryError> {
         let conn = self.conn()?;
@@ -864,8 +867,27 @@ impl Memory {
             .prepare("SELECT id, room, started_at FROM conversations WHERE principal = ?1 ORDER BY started_at")?
             .query_map([principal], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
-        for (id, room, started) in convs {
-            let v = serde_json::json!({"kind": "conversation", "id": id, "room": room, "started_at": started, "principal": principal});
+        let mut lines: Vec<serde_json::Value> = convs
+            .into_iter()
+            .map(|(id, room, started)| serde_json::json!({"kind": "conversation", "id": id, "room": room, "started_at": started, "principal": principal}))
+            .collect();
+        if let Some(sender) = matrix_id {
+            let mut stmt = conn.prepare(
+                "SELECT event_id, room_id, body, origin_ts, status, reply FROM matrix_events WHERE sender = ?1 ORDER BY origin_ts",
+            )?;
+            let events = stmt.query_map([sender], |r| {
+                Ok(serde_json::json!({
+                    "kind": "matrix_event", "event_id": r.get::<_, String>(0)?,
+                    "room": r.get::<_, String>(1)?, "body": r.get::<_, String>(2)?,
+                    "origin_ts": r.get::<_, i64>(3)?, "status": r.get::<_, String>(4)?,
+                    "reply": r.get::<_, Option<String>>(5)?, "principal": principal,
+                }))
+            })?;
+            for e in events {
+                lines.push(e?);
+            }
+        }
+        for v in lines {
             writeln!(out, "{v}").map_err(|e| {
                 MemoryError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
             })?;

@@ -424,6 +424,14 @@ fn export_writes_everything_held_about_one_principal() {
         m.remember("@bob:box", "bob likes tea", None, true, None)
             .unwrap();
         say(&m, "local:1:1", "owner", "the owner's message");
+        m.conn()
+            .unwrap()
+            .execute(
+                "INSERT INTO matrix_events (event_id, room_id, sender, body, epoch, origin_ts, received_at)
+                 VALUES ('$e1', '!r:box', '@bob:box', 'bob in the journal', 0, 1, 1)",
+                [],
+            )
+            .unwrap();
     }
     let out = mem_cmd(&d)
         .env("HERMIT_MEMORY__EMBEDDINGS", "false")
@@ -436,7 +444,12 @@ fn export_writes_everything_held_about_one_principal() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["message", "fact", "conversation"], "{lines:?}");
+    assert_eq!(
+        kinds,
+        ["message", "fact", "conversation", "matrix_event"],
+        "{lines:?}"
+    );
+    assert_eq!(lines[3]["body"], "bob in the journal");
     assert!(!stdout(&out).contains("owner's message"));
     assert_eq!(lines[1]["pinned"], true);
 }
