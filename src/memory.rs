@@ -932,7 +932,8 @@ impl Item {
     }
 }
 
-fn describe_date(ts: i64, tz: &jiff::tz::TimeZone) -> String {
+/// A row's date in the owner's timezone ("Mon 23 Nov 2026").
+pub fn describe_date(ts: i64, tz: &jiff::tz::TimeZone) -> String {
     jiff::Timestamp::from_millisecond(ts)
         .map(|t| t.to_zoned(tz.clone()).strftime("%a %-d %b %Y").to_string())
         .unwrap_or_else(|_| "?".into())

@@ -31,9 +31,7 @@ fn list(items: &[Item], tz: &str) -> String {
     items
         .iter()
         .map(|i| {
-            let date = jiff::Timestamp::from_millisecond(i.ts)
-                .map(|t| t.to_zoned(tz.clone()).strftime("%a %-d %b %Y").to_string())
-                .unwrap_or_default();
+            let date = crate::memory::describe_date(i.ts, &tz);
             let text = match &i.origin {
                 Some(src) => fence(&Origin::Memory(src.clone()), &i.text),
                 None => i.text.clone(),
