@@ -253,8 +253,8 @@ const CANDIDATES: usize = 50;
 const MIN_SIMILARITY: f32 = 0.35;
 /// Below this cosine a row is not a search result by its embedding alone.
 const SEARCH_MIN_SIMILARITY: f32 = 0.2;
-/// Rows embedded per batch.
-const EMBED_BATCH: usize = 32;
+/// Rows embedded per round (sorted by length inside, see [`Embedder::embed`]).
+const EMBED_BATCH: usize = 128;
 
 pub struct Memory {
     db_path: PathBuf,

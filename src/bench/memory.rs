@@ -461,12 +461,12 @@ pub fn run(
     let t = Instant::now();
     let mut embedded = 0;
     loop {
-        let k = small.embed_pending(&conn, 64)?;
+        let k = small.embed_pending(&conn, 256)?;
         if k == 0 {
             break;
         }
         embedded += k;
-        if embedded % 1024 < 64 {
+        if embedded % 1024 < 256 {
             progress(&format!("embedded {embedded}"));
         }
     }
