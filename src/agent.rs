@@ -806,6 +806,38 @@ mod tests {
         assert!(parse_tool_call("{not json").is_none());
     }
 
+    /// Pinned facts are part of the system message, which context
+    /// trimming never drops; recalled memories are Hermit's own words,
+    /// tainting only when one came from an untrusted source.
+    #[test]
+    fn pinned_facts_are_in_the_system_message_and_recall_taints_only_when_untrusted() {
+        let mut conv = Conversation::new("You are Hermit.");
+        conv.pinned = vec!["- Always answer in French.".into()];
+        conv.push_recall(crate::memory::Recall {
+            text: "(Hermit's memory) - they said: hello".into(),
+            taint: None,
+            keys: vec![],
+        });
+        conv.push(ChatMessage::new(Role::User, "Hi"));
+        let req = conv.request(GenerateOptions::default(), None);
+        assert_eq!(req.messages[0].role, Role::System);
+        assert!(req.messages[0].content.contains("Always answer in French."));
+        assert_eq!(
+            req.messages
+                .iter()
+                .filter(|m| m.role == Role::System)
+                .count(),
+            1
+        );
+        assert!(conv.taint.is_none());
+        conv.push_recall(crate::memory::Recall {
+            text: "(Hermit's memory) - <<<untrusted ...>>>".into(),
+            taint: Some("web page https://x.example/".into()),
+            keys: vec![],
+        });
+        assert_eq!(conv.taint.as_deref(), Some("web page https://x.example/"));
+    }
+
     #[test]
     fn a_tool_call_being_written_is_not_shown() {
         assert_eq!(visible_len("Hello <tool"), 6);

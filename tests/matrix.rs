@@ -1017,3 +1017,78 @@ async fn with_verified_devices_required_an_unverified_device_cannot_approve() {
         daemon.log()
     );
 }
+
+/// Memory through Matrix, with the real model: what the owner said comes
+/// back in the owner's new conversation, and never in a member's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_memories_come_back_to_the_owner_and_never_to_a_member() {
+    common::model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let daemon = Daemon::start_with(
+        &data,
+        free_port(),
+        &[
+            ("HERMIT_INFERENCE__MODEL", common::DEFAULT_MODEL),
+            ("HERMIT_INFERENCE__MAX_REPLY_TOKENS", "60"),
+            ("HERMIT_MATRIX__MEMBERS", r#"["@alice:hermit.local"]"#),
+            ("HERMIT_MEMORY__ENABLED", "true"),
+        ],
+    );
+    let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
+    let shared = daemon.secret("synapse-registration");
+    let url = daemon.url();
+    tokio::task::spawn_blocking(move || {
+        hermit::homeserver::register(&url, &shared, "alice", "alice-password-1", false)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
+    let alice = Person::login(&daemon.url(), "alice", "alice-password-1").await;
+    let room = owner.client.create_dm(&bot).await.expect("DM created");
+    wait_joined(&room, &bot).await;
+    let told = send_text(&room, "Note this: the code word for my locker is pelican.").await;
+    wait_answered(&daemon, &told).await;
+
+    // A new conversation of the owner's: recalled.
+    let new = send_text(&room, "!new").await;
+    wait_answered(&daemon, &new).await;
+    let asked = send_text(&room, "What is the code word for my locker?").await;
+    let reply = wait_answered(&daemon, &asked).await;
+    assert!(reply.to_lowercase().contains("pelican"), "owner: {reply}");
+
+    // The member asks the same: nothing of the owner's is recalled.
+    let alice_dm = alice.client.create_dm(&bot).await.expect("alice's DM");
+    wait_joined(&alice_dm, &bot).await;
+    let asked = send_text(&alice_dm, "What is the code word for the locker?").await;
+    let reply = wait_answered(&daemon, &asked).await;
+    assert!(!reply.to_lowercase().contains("pelican"), "alice: {reply}");
+    // And her words are hers in hermit.db.
+    let db = hermit::db::open(&data.join("hermit.db")).unwrap();
+    let principals: Vec<String> = db
+        .prepare("SELECT DISTINCT principal FROM messages ORDER BY principal")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(principals, ["@alice:hermit.local", "owner"]);
+    let out = common::hermit()
+        .args([
+            "memory",
+            "search",
+            "pelican",
+            "--principal",
+            "@alice:hermit.local",
+        ])
+        .env("HERMIT_DATA", &data)
+        .env("HERMIT_MEMORY__ENABLED", "true")
+        .output()
+        .unwrap();
+    assert!(
+        !common::stdout(&out).contains("pelican"),
+        "{}",
+        common::stdout(&out)
+    );
+}

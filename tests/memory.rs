@@ -415,6 +415,38 @@ fn a_database_of_the_first_schema_is_migrated_and_its_notes_found() {
 }
 
 #[test]
+fn reindex_rebuilds_a_lost_index_from_the_database() {
+    let d = DataDir::new();
+    std::fs::create_dir_all(d.data()).unwrap();
+    {
+        let m = Memory::open(&d.data(), None, MemorySettings::default()).unwrap();
+        say(&m, "c1", "owner", "the heron came back to the pond");
+        m.remember("owner", "the pond pump is a Oase 3000", None, false, None)
+            .unwrap();
+        m.catch_up().unwrap();
+    }
+    std::fs::remove_dir_all(d.data().join("memory-index")).unwrap();
+    let out = mem_cmd(&d)
+        .env("HERMIT_MEMORY__EMBEDDINGS", "false")
+        .args(["memory", "reindex"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("reindexed 2 rows"),
+        "{}",
+        stderr(&out)
+    );
+    let out = mem_cmd(&d)
+        .env("HERMIT_MEMORY__EMBEDDINGS", "false")
+        .args(["memory", "search", "pond", "--json"])
+        .output()
+        .unwrap();
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found.as_array().map(Vec::len), Some(2), "{found}");
+}
+
+#[test]
 fn export_writes_everything_held_about_one_principal() {
     let d = DataDir::new();
     std::fs::create_dir_all(d.data()).unwrap();
@@ -510,4 +542,32 @@ fn the_model_recalls_what_it_was_told_days_before_in_a_new_conversation() {
         .query_row("SELECT count(*) FROM conversations", [], |r| r.get(0))
         .unwrap();
     assert_eq!(conversations, 2);
+}
+
+/// With the tools on, the real model keeps a fact it is told to remember
+/// with the `remember` tool (its grammar and schema included).
+#[test]
+fn the_model_remembers_a_fact_with_the_tool() {
+    model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    let d = DataDir::new();
+    let mut c = mem_cmd(&d);
+    c.args(["chat", "--model", DEFAULT_MODEL])
+        .env("HERMIT_MEMORY__EMBEDDINGS", "false");
+    let out = run_with_stdin(c, "Remember this fact: my bike is red.\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let conn = hermit::db::open(&d.data().join("hermit.db")).unwrap();
+    let facts: Vec<(String, String)> = conn
+        .prepare("SELECT principal, body FROM facts")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        facts
+            .iter()
+            .any(|(p, b)| p == "owner" && b.contains("bike")),
+        "{facts:?}; reply {}",
+        stdout(&out)
+    );
 }

@@ -230,6 +230,21 @@ fn a_fact_remembered_in_a_tainted_turn_asks_and_keeps_the_label() {
         .unwrap();
     assert!(audit.contains("fact_sha256"), "{audit}");
     assert!(!audit.contains("4711"), "{audit}");
+    // Forgetting by id is irreversible: the owner confirms it; by query it
+    // only lists.
+    let by_id = call("forget", serde_json::json!({"ids": "fact:1"}));
+    let d = tb.check(&by_id, &owner, &CallContext::default()).unwrap();
+    assert_eq!(d.decision.verdict, Verdict::Ask, "{:?}", d.decision);
+    let by_query = call("forget", serde_json::json!({"query": "alarm"}));
+    let d = tb
+        .check(&by_query, &owner, &CallContext::default())
+        .unwrap();
+    assert_eq!(d.decision.verdict, Verdict::Allow, "{:?}", d.decision);
+    let listed = tb.run_checked(&by_query).unwrap().content;
+    assert!(
+        listed.contains("fact:1") && listed.contains("nothing deleted"),
+        "{listed}"
+    );
 }
 
 #[test]

@@ -185,7 +185,7 @@ impl Tool for Forget {
             parameters: json!({
                 "type": "object",
                 "properties": {
-                    "ids": {"type": "array", "items": {"type": "string", "maxLength": 40}, "maxItems": 50, "description": "Memory ids from recall or forget with a query, like fact:12"},
+                    "ids": {"type": "string", "maxLength": 2000, "description": "Memory ids from recall or forget with a query, comma-separated, like fact:12, message:345"},
                     "query": {"type": "string", "maxLength": 500}
                 },
                 "additionalProperties": false
@@ -194,9 +194,10 @@ impl Tool for Forget {
     }
 
     fn effects(&self, args: &Value) -> Vec<Effect> {
-        match args.get("ids").and_then(Value::as_array) {
-            Some(ids) if !ids.is_empty() => vec![Effect::Remember, Effect::Irreversible],
-            _ => vec![Effect::Read],
+        if ids_of(args).is_empty() {
+            vec![Effect::Read]
+        } else {
+            vec![Effect::Remember, Effect::Irreversible]
         }
     }
 
@@ -212,14 +213,11 @@ impl Tool for Forget {
     ) -> Result<ToolOutput, ToolError> {
         let mem = memory(ctx, "forget")?;
         let who = principal(meta);
-        if let Some(ids) = args
-            .get("ids")
-            .and_then(Value::as_array)
-            .filter(|a| !a.is_empty())
-        {
+        let ids = ids_of(args);
+        if !ids.is_empty() {
             let keys = ids
                 .iter()
-                .map(|v| v.as_str().unwrap_or_default().parse::<Key>())
+                .map(|id| id.parse::<Key>())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ToolError::failed("forget", e))?;
             let gone = mem
@@ -263,9 +261,20 @@ impl Tool for Forget {
     }
 
     fn output_origin(&self, args: &Value) -> Option<Origin> {
-        match args.get("ids") {
-            Some(_) => None,
-            None => Some(Origin::Memory("search results".into())),
+        if ids_of(args).is_empty() {
+            Some(Origin::Memory("search results".into()))
+        } else {
+            None
         }
     }
+}
+
+/// The ids named in a `forget` call.
+fn ids_of(args: &Value) -> Vec<&str> {
+    arg_str(args, "ids")
+        .unwrap_or_default()
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
