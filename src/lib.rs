@@ -42,6 +42,7 @@ pub mod inference;
 pub mod memory;
 pub mod models;
 pub mod sandbox;
+pub mod schedule;
 pub mod secrets;
 pub mod tools;
 pub mod trust;
