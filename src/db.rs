@@ -178,6 +178,35 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER notes_log_d AFTER DELETE ON notes
         BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('note', old.id, 'd'); END;
     INSERT INTO memory_log (kind, row_id, op) SELECT 'note', id, 'i' FROM notes;",
+    // 6: reminders and schedules. `next_at` is the next due instant (ms;
+    // NULL once a one-off is done); a delivery row is written when an
+    // occurrence falls due and marked when it is sent, so each occurrence
+    // is delivered once, also across a crash.
+    "CREATE TABLE reminders (
+        id INTEGER PRIMARY KEY,
+        principal TEXT NOT NULL,
+        room TEXT,
+        text TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        rule TEXT,
+        tz TEXT NOT NULL,
+        next_at INTEGER,
+        status TEXT NOT NULL DEFAULT 'active',
+        origin TEXT,
+        created_at INTEGER NOT NULL,
+        fired_count INTEGER NOT NULL DEFAULT 0,
+        last_fired_at INTEGER
+    );
+    CREATE INDEX reminders_due ON reminders(next_at) WHERE status = 'active';
+    CREATE TABLE reminder_deliveries (
+        reminder INTEGER NOT NULL,
+        due_at INTEGER NOT NULL,
+        fired_at INTEGER NOT NULL,
+        late INTEGER NOT NULL,
+        delivered_at INTEGER,
+        event_id TEXT,
+        PRIMARY KEY (reminder, due_at)
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]

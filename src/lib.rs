@@ -41,6 +41,7 @@ pub mod homeserver;
 pub mod inference;
 pub mod memory;
 pub mod models;
+pub mod reminders;
 pub mod sandbox;
 pub mod schedule;
 pub mod secrets;
