@@ -1086,6 +1086,8 @@ pub fn up(global: &Global) -> anyhow::Result<()> {
             "Hermit is up"
         );
         let control_task = tokio::spawn(control.serve());
+        let reminders = std::sync::Arc::new(crate::reminders::Reminders::open(&data)?);
+        let reminders_task = tokio::spawn(bot.clone().run_reminders(reminders));
         let mut failed = supervisor.as_ref().map(|s: &crate::homeserver::Supervisor| s.failed.clone());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let result = tokio::select! {
@@ -1100,6 +1102,7 @@ pub fn up(global: &Global) -> anyhow::Result<()> {
             } => Err(anyhow::anyhow!(msg.unwrap_or_default())),
         };
         control_task.abort();
+        reminders_task.abort();
         let _ = std::fs::remove_file(data.join(crate::control::SOCKET));
         if let Some(mut s) = supervisor {
             tokio::task::spawn_blocking(move || s.stop()).await?;
@@ -1725,4 +1728,72 @@ fn tempfile_dir(parent: &Path) -> anyhow::Result<PathBuf> {
     let d = parent.join(format!("hermit-bench-memory-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
     Ok(d)
+}
+
+fn reminders_store(config: &Config) -> anyhow::Result<crate::reminders::Reminders> {
+    let data = ensure_data_dir(config)?;
+    Ok(crate::reminders::Reminders::open(&data)?)
+}
+
+pub fn reminders_list(global: &Global, all: bool, json: bool) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let list = reminders_store(&config)?.list(None, all)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else if list.is_empty() {
+        eprintln!("no active reminders");
+    } else {
+        for r in &list {
+            let who = if r.principal == "owner" {
+                String::new()
+            } else {
+                format!(" [{}]", r.principal)
+            };
+            let status = if r.status == "active" {
+                String::new()
+            } else {
+                format!(" ({})", r.status)
+            };
+            println!("{:>4}  {}{who}{status}\n      {}", r.id, r.text, r.when());
+        }
+    }
+    Ok(())
+}
+
+pub fn reminders_add(
+    global: &Global,
+    text: &str,
+    at: Option<&str>,
+    every: Option<&str>,
+    principal: &str,
+) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let store = reminders_store(&config)?;
+    let tz = &config.agent.timezone;
+    let r = match (at, every) {
+        (Some(at), None) => {
+            let at = crate::reminders::parse_local(at, tz).map_err(anyhow::Error::msg)?;
+            store.add_once(principal, None, text, at, tz, None)?
+        }
+        (None, Some(rule)) => store.add_recurring(principal, None, text, rule, tz, None)?,
+        _ => anyhow::bail!(
+            "give --at \"2026-11-28 18:00\" (once) or --every \"0 8 * * MON-FRI\" (recurring)"
+        ),
+    };
+    println!("reminder {}: {} {}", r.id, r.text, r.when());
+    Ok(())
+}
+
+pub fn reminders_cancel(global: &Global, id: i64) -> anyhow::Result<bool> {
+    let config = global.load_config()?;
+    match reminders_store(&config)?.cancel(id, None)? {
+        Some(r) => {
+            println!("cancelled reminder {}: {}", r.id, r.text);
+            Ok(true)
+        }
+        None => {
+            eprintln!("there is no active reminder {id}");
+            Ok(false)
+        }
+    }
 }

@@ -89,6 +89,11 @@ enum Command {
         #[command(subcommand)]
         command: MemoryCommand,
     },
+    /// Reminders and schedules (delivered by `hermit up` over Matrix).
+    Reminders {
+        #[command(subcommand)]
+        command: RemindersCommand,
+    },
     /// The secrets store (values are read from stdin, never printed).
     Secrets {
         #[command(subcommand)]
@@ -189,6 +194,31 @@ enum MemoryCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum RemindersCommand {
+    /// Active reminders, soonest first (every one with --all).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add one: --at "2026-11-28 18:00" (local time, agent.timezone) or
+    /// --every "0 8 * * MON-FRI" (cron: minute hour day month weekday).
+    Add {
+        text: String,
+        #[arg(long, conflicts_with = "every")]
+        at: Option<String>,
+        #[arg(long)]
+        every: Option<String>,
+        /// Whose: "owner" (default) or a member's Matrix ID.
+        #[arg(long, default_value = "owner")]
+        principal: String,
+    },
+    /// Cancel one by its id.
+    Cancel { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -405,6 +435,19 @@ fn main() -> ExitCode {
             }
             MemoryCommand::Reindex => app::memory_reindex(&global).map(|()| true),
             MemoryCommand::Status { json } => app::memory_status(&global, json).map(|()| true),
+        },
+        Command::Reminders { command } => match command {
+            RemindersCommand::List { all, json } => {
+                app::reminders_list(&global, all, json).map(|()| true)
+            }
+            RemindersCommand::Add {
+                text,
+                at,
+                every,
+                principal,
+            } => app::reminders_add(&global, &text, at.as_deref(), every.as_deref(), &principal)
+                .map(|()| true),
+            RemindersCommand::Cancel { id } => app::reminders_cancel(&global, id),
         },
         Command::Secrets { command } => match command {
             SecretsCommand::List => app::secrets_list(&global).map(|()| true),

@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod files;
 pub mod memory;
 pub mod notes;
+pub mod reminders;
 pub mod schema;
 pub mod shell;
 pub mod time;
@@ -195,6 +196,10 @@ impl Toolbox {
         tools.push(Box::new(notes::Notes));
         tools.push(Box::new(fetch::Fetch));
         tools.push(Box::new(time::Time));
+        tools.push(Box::new(reminders::Remind));
+        tools.push(Box::new(reminders::Schedule));
+        tools.push(Box::new(reminders::List));
+        tools.push(Box::new(reminders::Cancel));
         if ctx.memory.is_some() {
             tools.push(Box::new(memory::Remember));
             tools.push(Box::new(memory::Recall));

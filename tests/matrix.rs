@@ -1092,3 +1092,89 @@ async fn the_owner_memories_come_back_to_the_owner_and_never_to_a_member() {
         common::stdout(&out)
     );
 }
+
+/// A reminder is delivered in the owner's room at its time, once; one that
+/// fell due while the box was off is delivered once after the restart,
+/// saying it is late; the daemon asked no model for either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_arrive_on_time_and_after_downtime_once() {
+    common::model_file(common::SMALL_MODEL_FILE);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let port = free_port();
+    let tz = [("HERMIT_AGENT__TIMEZONE", "UTC")];
+    let mut daemon = Daemon::start_with(&data, port, &tz);
+    let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
+    let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
+    let room = owner.client.create_dm(&bot).await.unwrap();
+    wait_joined(&room, &bot).await;
+    let hello = send_text(&room, "!help").await;
+    wait_answered(&daemon, &hello).await;
+
+    let add = |text: &str, secs: i64| {
+        let at = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        let out = common::hermit()
+            .args(["reminders", "add", text, "--at", &at])
+            .env("HERMIT_DATA", &data)
+            .env("HERMIT_AGENT__TIMEZONE", "UTC")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    };
+    add("call mum", 3);
+    let bot_said = |needle: &'static str| {
+        let bot = bot.clone();
+        move |seen: &[Seen]| {
+            let n = seen
+                .iter()
+                .filter(|s| s.sender == bot && s.body.contains(needle) && s.replaces.is_none())
+                .count();
+            (n > 0).then_some(n)
+        }
+    };
+    owner
+        .wait_for("the reminder", bot_said("⏰ Reminder: call mum"))
+        .await;
+
+    // Due in 30 s, but the box is off for an hour (the clock is moved).
+    add("water the plants", 30);
+    daemon.kill();
+    let daemon = Daemon::start_with(
+        &data,
+        port,
+        &[
+            ("HERMIT_AGENT__TIMEZONE", "UTC"),
+            ("HERMIT_CLOCK_OFFSET_SECONDS", "3600"),
+        ],
+    );
+    owner
+        .wait_for(
+            "the late reminder",
+            bot_said("Missed while the box was off (due "),
+        )
+        .await;
+    // A little later, still once each.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let seen = owner.seen.lock().unwrap().clone();
+    assert_eq!(bot_said("call mum")(&seen), Some(1), "{seen:?}");
+    assert_eq!(bot_said("water the plants")(&seen), Some(1), "{seen:?}");
+    let out = common::hermit()
+        .args(["reminders", "list", "--all", "--json"])
+        .env("HERMIT_DATA", &data)
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "done" && r["fired_count"] == 1),
+        "{list}"
+    );
+    drop(daemon);
+}

@@ -92,6 +92,9 @@ pub struct Bot {
     started: Instant,
 }
 
+/// Longest sleep of the reminder loop, in ms.
+const POLL_MS: i64 = 5_000;
+
 const HELP: &str = "I am Hermit, a private assistant running on your own box. \
 Write to me in plain words. Commands:\n\n\
 - `!help`: this message\n\
@@ -751,6 +754,106 @@ impl Bot {
                     serde_json::json!({"code": code, "room": room.room_id().as_str(), "why": why, "verified": verified}),
                 );
                 format!("That did nothing: {why}.")
+            }
+        }
+    }
+
+    /// Delivers reminders until the daemon stops: sleeps until the
+    /// earliest due one (5 s at most, so reminders added by another
+    /// process are seen; one SQLite query per wake-up), then sends each due
+    /// occurrence once. A model is never asked whether anything is due.
+    pub async fn run_reminders(self: Arc<Self>, reminders: Arc<crate::reminders::Reminders>) {
+        loop {
+            let r = reminders.clone();
+            let next = tokio::task::spawn_blocking(move || r.next_due())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
+            let now = crate::db::now_ms();
+            let wait = next.map_or(POLL_MS, |t| (t - now).clamp(0, POLL_MS));
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+            let r = reminders.clone();
+            let due =
+                match tokio::task::spawn_blocking(move || r.take_due(crate::db::now_ms())).await {
+                    Ok(Ok(d)) => d,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "reminders: cannot read what is due");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        continue;
+                    }
+                    Err(_) => return,
+                };
+            let mut failed = false;
+            for d in due {
+                failed |= !self.deliver(&reminders, &d).await;
+            }
+            if failed {
+                // Retried (same transaction ID: sent once) after a pause.
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        }
+    }
+
+    /// The room a reminder without one goes to: where its person last
+    /// wrote to the bot.
+    fn room_for(&self, principal: &str) -> Option<OwnedRoomId> {
+        let sender = if principal == "owner" {
+            self.settings.owner_id.as_str()
+        } else {
+            principal
+        };
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        db.query_row(
+            "SELECT room_id FROM matrix_events WHERE sender = ?1 ORDER BY origin_ts DESC LIMIT 1",
+            [sender],
+            |r| r.get::<_, String>(0),
+        )
+        .ok()
+        .and_then(|r| OwnedRoomId::try_from(r).ok())
+    }
+
+    /// Sends one occurrence; `false` if it could not be sent (it stays
+    /// pending).
+    async fn deliver(
+        &self,
+        reminders: &crate::reminders::Reminders,
+        d: &crate::reminders::Due,
+    ) -> bool {
+        let room_id = d
+            .room
+            .as_deref()
+            .and_then(|r| OwnedRoomId::try_from(r).ok())
+            .or_else(|| self.room_for(&d.principal));
+        let Some(room) = room_id.and_then(|id| self.client.get_room(&id)) else {
+            tracing::warn!(reminder = d.reminder, principal = %d.principal, "reminder: no room to deliver to yet (the person has not written to the bot)");
+            return false;
+        };
+        let text = self.trust.outgoing(&d.message);
+        let txn: OwnedTransactionId = format!("hermit-reminder-{}-{}", d.reminder, d.due_at).into();
+        match room
+            .send(RoomMessageEventContent::text_plain(&text))
+            .with_transaction_id(txn)
+            .await
+        {
+            Ok(r) => {
+                let event = r.response.event_id.to_string();
+                if let Err(e) = reminders.mark_delivered(d.reminder, d.due_at, Some(&event)) {
+                    tracing::warn!(error = %e, "reminder sent but not marked");
+                }
+                tracing::info!(reminder = d.reminder, late = d.late, room = %room.room_id(), "reminder delivered");
+                self.trust.audit.record(
+                    "reminder.delivered",
+                    &self.settings.bot_id,
+                    serde_json::json!({"reminder": d.reminder, "due_at": d.due_at, "late": d.late, "room": room.room_id().as_str(), "event": event}),
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, reminder = d.reminder, "cannot send a reminder; retrying");
+                false
             }
         }
     }

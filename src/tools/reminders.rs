@@ -1,0 +1,240 @@
+//! `remind`, `schedule`, `reminders`, `cancel_reminder`: the model's hands
+//! on [`crate::reminders`]. Times are local to the owner's timezone
+//! (`agent.timezone`); the model turns "tomorrow at 9" into a date and
+//! time, and Hermit says back, in words, when it will be.
+
+use serde_json::{Value, json};
+
+use super::{CallMeta, Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
+use crate::reminders::{Reminders, parse_local};
+use crate::trust::provenance::Origin;
+
+fn store(ctx: &ToolContext, tool: &str) -> Result<Reminders, ToolError> {
+    Reminders::open(&ctx.data_dir).map_err(|e| ToolError::failed(tool, e))
+}
+
+fn principal(meta: &CallMeta) -> &str {
+    meta.principal.as_deref().unwrap_or("owner")
+}
+
+/// The room of a Matrix conversation ("matrix:!room:box:3"), where a
+/// reminder set in it is delivered.
+fn room_of(meta: &CallMeta) -> Option<String> {
+    meta.conversation
+        .as_deref()?
+        .strip_prefix("matrix:")?
+        .rsplit_once(':')
+        .map(|(room, _)| room.to_string())
+}
+
+pub struct Remind;
+
+impl Tool for Remind {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "remind",
+            description: "Set a one-off reminder. Turn what the user said (\"tomorrow at 9\", \"in two hours\", \"next Friday evening\") into a local date and time, using the current date and time from the `time` tool if needed.",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string", "description": "What to remind the user of", "maxLength": 1000},
+                    "at": {"type": "string", "description": "Local date and time, like 2026-11-28 18:00", "maxLength": 40}
+                },
+                "required": ["text", "at"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn effects(&self, _args: &Value) -> Vec<Effect> {
+        vec![Effect::Remember]
+    }
+
+    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        self.run_in(ctx, args, &CallMeta::default())
+    }
+
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        let failed = |e: String| ToolError::failed("remind", e);
+        let at =
+            parse_local(arg_str(args, "at").unwrap_or_default(), &ctx.timezone).map_err(failed)?;
+        let r = store(ctx, "remind")?
+            .add_once(
+                principal(meta),
+                room_of(meta).as_deref(),
+                arg_str(args, "text").unwrap_or_default(),
+                at,
+                &ctx.timezone,
+                meta.taint.as_deref(),
+            )
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(ToolOutput {
+            ok: true,
+            content: format!(
+                "I'll remind you {}: {} (reminder {})",
+                r.when(),
+                r.text,
+                r.id
+            ),
+        })
+    }
+
+    fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
+        None
+    }
+}
+
+pub struct Schedule;
+
+impl Tool for Schedule {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "schedule",
+            description: "Set a recurring reminder, as a cron rule in the user's timezone: minute hour day-of-month month day-of-week. Every weekday at 8: \"0 8 * * MON-FRI\"; the first Monday of each month at 9: \"0 9 * * MON#1\"; every day at 7:30: \"30 7 * * *\".",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string", "description": "What to remind the user of", "maxLength": 1000},
+                    "cron": {"type": "string", "description": "minute hour day-of-month month day-of-week", "maxLength": 100}
+                },
+                "required": ["text", "cron"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn effects(&self, _args: &Value) -> Vec<Effect> {
+        vec![Effect::Remember]
+    }
+
+    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        self.run_in(ctx, args, &CallMeta::default())
+    }
+
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        let r = store(ctx, "schedule")?
+            .add_recurring(
+                principal(meta),
+                room_of(meta).as_deref(),
+                arg_str(args, "text").unwrap_or_default(),
+                arg_str(args, "cron").unwrap_or_default(),
+                &ctx.timezone,
+                meta.taint.as_deref(),
+            )
+            .map_err(|e| ToolError::failed("schedule", e))?;
+        Ok(ToolOutput {
+            ok: true,
+            content: format!("Scheduled: {} — {} (reminder {})", r.text, r.when(), r.id),
+        })
+    }
+
+    fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
+        None
+    }
+}
+
+pub struct List;
+
+impl Tool for List {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "reminders",
+            description: "List the user's active reminders and schedules, with their ids.",
+            parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
+        }
+    }
+
+    fn effects(&self, _args: &Value) -> Vec<Effect> {
+        vec![Effect::Read]
+    }
+
+    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        self.run_in(ctx, args, &CallMeta::default())
+    }
+
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        _args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        let list = store(ctx, "reminders")?
+            .list(Some(principal(meta)), false)
+            .map_err(|e| ToolError::failed("reminders", e))?;
+        let content = if list.is_empty() {
+            "no active reminders".to_string()
+        } else {
+            list.iter()
+                .map(|r| format!("{}: {} — {}", r.id, r.text, r.when()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        Ok(ToolOutput { ok: true, content })
+    }
+
+    /// Reminders can hold text from a turn that read untrusted text.
+    fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
+        Some(Origin::Memory("reminders".into()))
+    }
+}
+
+pub struct Cancel;
+
+impl Tool for Cancel {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "cancel_reminder",
+            description: "Cancel one of the user's reminders or schedules by its id (see `reminders`).",
+            parameters: json!({
+                "type": "object",
+                "properties": {"id": {"type": "integer", "minimum": 1}},
+                "required": ["id"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn effects(&self, _args: &Value) -> Vec<Effect> {
+        vec![Effect::Remember]
+    }
+
+    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        self.run_in(ctx, args, &CallMeta::default())
+    }
+
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        let id = args.get("id").and_then(Value::as_i64).unwrap_or_default();
+        let gone = store(ctx, "cancel_reminder")?
+            .cancel(id, Some(principal(meta)))
+            .map_err(|e| ToolError::failed("cancel_reminder", e))?;
+        Ok(match gone {
+            Some(r) => ToolOutput {
+                ok: true,
+                content: format!("cancelled reminder {}: {}", r.id, r.text),
+            },
+            None => ToolOutput {
+                ok: false,
+                content: format!("there is no active reminder {id} of this user"),
+            },
+        })
+    }
+
+    fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
+        None
+    }
+}
