@@ -171,7 +171,11 @@ fn tools_list_names_every_tool_with_effects() {
             "trash",
             "notes",
             "fetch",
-            "time"
+            "time",
+            "remind",
+            "schedule",
+            "reminders",
+            "cancel_reminder"
         ]
     );
     assert_eq!(v[0]["effects"], serde_json::json!(["write", "exec"]));
