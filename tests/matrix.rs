@@ -1140,6 +1140,24 @@ async fn reminders_arrive_on_time_and_after_downtime_once() {
     owner
         .wait_for("the reminder", bot_said("⏰ Reminder: call mum"))
         .await;
+    // The same from Matrix, with `!remind`.
+    let at = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(3))
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let set = send_text(&room, &format!("!remind {at} stretch")).await;
+    let said = wait_answered(&daemon, &set).await;
+    assert!(said.starts_with("I'll remind you on "), "{said}");
+    owner
+        .wait_for("the !remind reminder", bot_said("⏰ Reminder: stretch"))
+        .await;
+    let listed = send_text(&room, "!reminders").await;
+    assert_eq!(
+        wait_answered(&daemon, &listed).await,
+        "You have no reminders."
+    );
 
     // Due in 30 s, but the box is off for an hour (the clock is moved).
     add("water the plants", 30);
@@ -1161,7 +1179,8 @@ async fn reminders_arrive_on_time_and_after_downtime_once() {
     // A little later, still once each.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let seen = owner.seen.lock().unwrap().clone();
-    assert_eq!(bot_said("call mum")(&seen), Some(1), "{seen:?}");
+    assert_eq!(bot_said("Reminder: call mum")(&seen), Some(1), "{seen:?}");
+    assert_eq!(bot_said("Reminder: stretch")(&seen), Some(1), "{seen:?}");
     assert_eq!(bot_said("water the plants")(&seen), Some(1), "{seen:?}");
     let out = common::hermit()
         .args(["reminders", "list", "--all", "--json"])

@@ -59,6 +59,8 @@ pub struct BotSettings {
     pub edit_interval: Duration,
     pub max_edits: u32,
     pub system_prompt: String,
+    /// The owner's timezone (IANA name; empty: the machine's), for `!remind`.
+    pub timezone: String,
     /// `<data_dir>/matrix`: the SDK's stores and the session.
     pub dir: PathBuf,
     pub db_path: PathBuf,
@@ -75,6 +77,7 @@ impl BotSettings {
             edit_interval: Duration::from_millis(config.matrix.edit_interval_ms),
             max_edits: config.matrix.max_edits,
             system_prompt: config.agent.system_prompt.clone(),
+            timezone: config.agent.timezone.clone(),
             dir: config.data_dir().join("matrix"),
             db_path: config.data_dir().join("hermit.db"),
         }
@@ -100,6 +103,7 @@ Write to me in plain words. Commands:\n\n\
 - `!help`: this message\n\
 - `!new`: start a fresh conversation in this room\n\
 - `!status`: the model, how long I have been up, and the queue\n\
+- `!reminders`, `!remind 2026-11-28 18:00 call mum`, `!cancel ID`: your reminders (or ask me in words)\n\
 - `!approve CODE` / `!deny CODE` (or react ✅ / ❌ to my request): decide an action I asked about\n\
 - `!stop`: halt everything I am doing at once, and hold every new action\n\
 - `!resume`: carry on after a `!stop`\n\n\
@@ -1012,7 +1016,12 @@ impl Bot {
                 "I am stopped (by {by}): nothing runs until the owner sends `!resume`."
             ))
         } else {
-            self.command(room_id, body.trim(), conversation)
+            self.command(
+                room_id,
+                &crate::memory::principal_key(&principal),
+                body.trim(),
+                conversation,
+            )
         };
         if let Some(text) = canned {
             reply.finish(&text).await?;
@@ -1240,12 +1249,15 @@ impl Bot {
     fn command(
         &self,
         room_id: &OwnedRoomId,
+        who: &str,
         text: &str,
         conversation: &mut Option<(i64, Conversation)>,
     ) -> Option<String> {
         let command = text.strip_prefix('!')?.split_whitespace().next()?;
+        let rest = text[1 + command.len()..].trim();
         Some(match command {
             "help" => HELP.to_string(),
+            "reminders" | "remind" | "cancel" => self.reminder_command(room_id, who, command, rest),
             "new" => {
                 let db = self.db.lock().unwrap();
                 let r = db.execute(
@@ -1278,6 +1290,67 @@ impl Bot {
             }
             _ => format!("I do not know `!{command}`.\n\n{HELP}"),
         })
+    }
+
+    /// `!reminders`, `!remind DATE TIME TEXT`, `!cancel ID`: the speaker's
+    /// own reminders, without the model.
+    fn reminder_command(
+        &self,
+        room_id: &OwnedRoomId,
+        who: &str,
+        command: &str,
+        rest: &str,
+    ) -> String {
+        let dir = self
+            .settings
+            .db_path
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        let store = match crate::reminders::Reminders::open(dir) {
+            Ok(s) => s,
+            Err(e) => return format!("I cannot reach the reminders: {e}"),
+        };
+        let tz = &self.settings.timezone;
+        match command {
+            "reminders" => match store.list(Some(who), false) {
+                Ok(list) if list.is_empty() => "You have no reminders.".into(),
+                Ok(list) => list
+                    .iter()
+                    .map(|r| format!("- {}: {} — {}", r.id, r.text, r.when()))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                Err(e) => format!("I cannot list the reminders: {e}"),
+            },
+            "remind" => {
+                let mut words = rest.splitn(3, ' ');
+                let (date, time, text) = (words.next(), words.next(), words.next());
+                let (Some(date), Some(time), Some(text)) = (date, time, text) else {
+                    return "Write `!remind 2026-11-28 18:00 call mum` (or just ask me in words)."
+                        .into();
+                };
+                match crate::reminders::parse_local(&format!("{date} {time}"), tz) {
+                    Err(e) => e,
+                    Ok(at) => match store.add_once(who, Some(room_id.as_str()), text, at, tz, None)
+                    {
+                        Ok(r) => format!(
+                            "I'll remind you {}: {} (reminder {})",
+                            r.when(),
+                            r.text,
+                            r.id
+                        ),
+                        Err(e) => format!("I could not set that reminder: {e}"),
+                    },
+                }
+            }
+            _ => match rest.parse::<i64>() {
+                Err(_) => "Write `!cancel ID` with an id from `!reminders`.".into(),
+                Ok(id) => match store.cancel(id, Some(who)) {
+                    Ok(Some(r)) => format!("Cancelled reminder {}: {}", r.id, r.text),
+                    Ok(None) => format!("You have no active reminder {id}."),
+                    Err(e) => format!("I could not cancel it: {e}"),
+                },
+            },
+        }
     }
 
     /// The room's conversation of `epoch`, from the journal.
