@@ -913,10 +913,15 @@ impl Memory {
 }
 
 fn room_of(item: &Item) -> Option<String> {
-    item.conversation
-        .as_deref()
-        .and_then(|c| c.strip_prefix("matrix:"))
-        .and_then(|r| r.rsplit_once(':').map(|(room, _)| room.to_string()))
+    item.conversation.as_deref().and_then(room_of_conversation)
+}
+
+/// The room of a Matrix conversation key ("matrix:!room:box:3").
+pub fn room_of_conversation(conversation: &str) -> Option<String> {
+    conversation
+        .strip_prefix("matrix:")?
+        .rsplit_once(':')
+        .map(|(room, _)| room.to_string())
 }
 
 impl Item {

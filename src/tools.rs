@@ -171,6 +171,20 @@ pub struct CallMeta {
     pub conversation: Option<String>,
 }
 
+impl CallMeta {
+    /// Whose memory and reminders the call acts on (the owner's by default).
+    pub fn principal_key(&self) -> &str {
+        self.principal.as_deref().unwrap_or("owner")
+    }
+
+    /// The Matrix room the call is made in, if any.
+    pub fn room(&self) -> Option<String> {
+        self.conversation
+            .as_deref()
+            .and_then(crate::memory::room_of_conversation)
+    }
+}
+
 /// The tools Hermit has, and the one way to call them.
 pub struct Toolbox {
     tools: Vec<Box<dyn Tool>>,

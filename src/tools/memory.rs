@@ -20,10 +20,6 @@ fn memory<'a>(
         .ok_or_else(|| ToolError::failed(tool, "memory is off ([memory] enabled = false)"))
 }
 
-fn principal(meta: &CallMeta) -> &str {
-    meta.principal.as_deref().unwrap_or("owner")
-}
-
 /// Items as lines for the model: id, date, what it is, the text (fenced
 /// when it came from an untrusted source).
 fn list(items: &[Item], tz: &str) -> String {
@@ -83,7 +79,7 @@ impl Tool for Remember {
         let pin = args.get("pin").and_then(Value::as_bool).unwrap_or(false);
         let id = mem
             .remember(
-                principal(meta),
+                meta.principal_key(),
                 fact,
                 meta.taint.as_deref(),
                 pin,
@@ -152,7 +148,7 @@ impl Tool for Recall {
         let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(5) as usize;
         let items = mem
             .search(
-                principal(meta),
+                meta.principal_key(),
                 query,
                 limit,
                 Mode::Hybrid,
@@ -212,7 +208,7 @@ impl Tool for Forget {
         meta: &CallMeta,
     ) -> Result<ToolOutput, ToolError> {
         let mem = memory(ctx, "forget")?;
-        let who = principal(meta);
+        let who = meta.principal_key();
         let ids = ids_of(args);
         if !ids.is_empty() {
             let keys = ids

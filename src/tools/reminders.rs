@@ -13,20 +13,6 @@ fn store(ctx: &ToolContext, tool: &str) -> Result<Reminders, ToolError> {
     Reminders::open(&ctx.data_dir).map_err(|e| ToolError::failed(tool, e))
 }
 
-fn principal(meta: &CallMeta) -> &str {
-    meta.principal.as_deref().unwrap_or("owner")
-}
-
-/// The room of a Matrix conversation ("matrix:!room:box:3"), where a
-/// reminder set in it is delivered.
-fn room_of(meta: &CallMeta) -> Option<String> {
-    meta.conversation
-        .as_deref()?
-        .strip_prefix("matrix:")?
-        .rsplit_once(':')
-        .map(|(room, _)| room.to_string())
-}
-
 pub struct Remind;
 
 impl Tool for Remind {
@@ -65,8 +51,8 @@ impl Tool for Remind {
             parse_local(arg_str(args, "at").unwrap_or_default(), &ctx.timezone).map_err(failed)?;
         let r = store(ctx, "remind")?
             .add_once(
-                principal(meta),
-                room_of(meta).as_deref(),
+                meta.principal_key(),
+                meta.room().as_deref(),
                 arg_str(args, "text").unwrap_or_default(),
                 at,
                 &ctx.timezone,
@@ -124,8 +110,8 @@ impl Tool for Schedule {
     ) -> Result<ToolOutput, ToolError> {
         let r = store(ctx, "schedule")?
             .add_recurring(
-                principal(meta),
-                room_of(meta).as_deref(),
+                meta.principal_key(),
+                meta.room().as_deref(),
                 arg_str(args, "text").unwrap_or_default(),
                 arg_str(args, "cron").unwrap_or_default(),
                 &ctx.timezone,
@@ -169,7 +155,7 @@ impl Tool for List {
         meta: &CallMeta,
     ) -> Result<ToolOutput, ToolError> {
         let list = store(ctx, "reminders")?
-            .list(Some(principal(meta)), false)
+            .list(Some(meta.principal_key()), false)
             .map_err(|e| ToolError::failed("reminders", e))?;
         let content = if list.is_empty() {
             "no active reminders".to_string()
@@ -220,7 +206,7 @@ impl Tool for Cancel {
     ) -> Result<ToolOutput, ToolError> {
         let id = args.get("id").and_then(Value::as_i64).unwrap_or_default();
         let gone = store(ctx, "cancel_reminder")?
-            .cancel(id, Some(principal(meta)))
+            .cancel(id, Some(meta.principal_key()))
             .map_err(|e| ToolError::failed("cancel_reminder", e))?;
         Ok(match gone {
             Some(r) => ToolOutput {
