@@ -547,29 +547,6 @@ impl Memory {
         Ok(rows.len())
     }
 
-    /// Stores vectors computed elsewhere (the benchmark reuses them).
-    pub fn store_vectors(
-        &self,
-        conn: &Connection,
-        rows: &[(Key, Vec<f32>)],
-    ) -> Result<(), MemoryError> {
-        let tx = conn.unchecked_transaction()?;
-        for (key, v) in rows {
-            let sql = format!(
-                "UPDATE {} SET embedding = ?1 WHERE id = ?2",
-                key.kind.table()
-            );
-            tx.prepare_cached(&sql)?
-                .execute(params![embed::to_blob(v), key.id])?;
-        }
-        tx.commit()?;
-        self.vectors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        Ok(())
-    }
-
     /// Puts vectors in the in-memory store without the database (the
     /// benchmark: vectors for a million rows, reused from real ones).
     pub fn preload_vectors(&self, principal: &str, keys: Vec<Key>, data: Vec<f32>) {
