@@ -52,6 +52,9 @@ pub struct Conversation {
     pinned: Vec<String>,
     /// Memories already recalled into this conversation.
     recalled: std::collections::HashSet<crate::memory::Key>,
+    /// Effects granted to the scheduled task this conversation runs
+    /// ([`CallContext::granted`]).
+    pub grants: Vec<crate::tools::Effect>,
 }
 
 impl Conversation {
@@ -69,6 +72,7 @@ impl Conversation {
             ran: Vec::new(),
             pinned: Vec::new(),
             recalled: Default::default(),
+            grants: Vec::new(),
         }
     }
 
@@ -590,6 +594,7 @@ impl Agent {
         let trust = &toolbox.trust;
         let ctx = CallContext {
             taint: conv.taint_for(&principal.id, trust.owner()),
+            granted: conv.grants.clone(),
             ..Default::default()
         };
         let checked = match toolbox.check(call, principal, &ctx) {

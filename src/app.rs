@@ -107,6 +107,7 @@ pub fn status(global: &Global, json: bool) -> anyhow::Result<bool> {
             up % 60
         );
         println!("  queue:      {} waiting", s.queue);
+        println!("  model calls: {} since start", s.model_calls);
         println!("  homeserver: {}", s.homeserver);
         println!(
             "  bot:        {} (device {})",

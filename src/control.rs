@@ -59,6 +59,9 @@ pub struct Status {
     pub threads: u32,
     pub uptime_seconds: u64,
     pub queue: usize,
+    /// Generations asked of the model since the daemon started.
+    #[serde(default)]
+    pub model_calls: u64,
     pub homeserver: String,
     pub bot: String,
     pub device: Option<String>,
@@ -156,6 +159,7 @@ impl Server {
             threads: info.threads,
             uptime_seconds: self.started.elapsed().as_secs(),
             queue: self.agent.engine.queue_len(),
+            model_calls: self.agent.engine.generations(),
             homeserver: self.homeserver.clone(),
             bot: self
                 .bot

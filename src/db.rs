@@ -207,6 +207,14 @@ const MIGRATIONS: &[&str] = &[
         event_id TEXT,
         PRIMARY KEY (reminder, due_at)
     );",
+    // 7: what a schedule does when due (`remind`: send its text; `task`:
+    // run a turn of the agent with its text; `briefing`: the morning
+    // briefing; `watch`: never due, shown in the briefing), the effects a
+    // task was granted when the owner created it, and when the person
+    // marked a delivered reminder done.
+    "ALTER TABLE reminders ADD COLUMN action TEXT NOT NULL DEFAULT 'remind';
+    ALTER TABLE reminders ADD COLUMN grants TEXT;
+    ALTER TABLE reminder_deliveries ADD COLUMN done_at INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -319,6 +319,8 @@ struct EngineInner {
     tx: std::sync::Mutex<std::sync::mpsc::Sender<engine::Job>>,
     info: ModelInfo,
     queued: Arc<AtomicUsize>,
+    /// Generations asked of the model since it was loaded.
+    generations: std::sync::atomic::AtomicU64,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -349,6 +351,7 @@ impl Engine {
                 tx: std::sync::Mutex::new(tx),
                 info,
                 queued,
+                generations: Default::default(),
                 thread: std::sync::Mutex::new(Some(thread)),
             }),
         })
@@ -361,6 +364,12 @@ impl Engine {
     /// Requests waiting for the engine, not counting the one it is running.
     pub fn queue_len(&self) -> usize {
         self.inner.queued.load(Ordering::SeqCst)
+    }
+
+    /// Generations asked of the model since it was loaded (what an idle
+    /// daemon must keep at zero).
+    pub fn generations(&self) -> u64 {
+        self.inner.generations.load(Ordering::SeqCst)
     }
 
     /// Queues a generation; tokens arrive on the returned handle.
@@ -382,6 +391,7 @@ impl Engine {
             cancel: cancel.clone(),
         };
         self.inner.queued.fetch_add(1, Ordering::SeqCst);
+        self.inner.generations.fetch_add(1, Ordering::SeqCst);
         let sent = self
             .inner
             .tx

@@ -36,6 +36,10 @@ pub struct Reminder {
     pub status: String,
     pub origin: Option<String>,
     pub fired_count: i64,
+    /// `remind`, `task`, `briefing` or `watch` (see migration 7).
+    pub action: String,
+    /// A task's granted effects, comma-separated ("write,irreversible").
+    pub grants: Option<String>,
 }
 
 impl Reminder {
@@ -50,8 +54,25 @@ impl Reminder {
             (Some(rule), Some(n)) => format!("{rule} ({}), next on {n}", self.tz_name()),
             (Some(rule), None) => format!("{rule} ({})", self.tz_name()),
             (None, Some(n)) => format!("on {n}"),
+            (None, None) if self.action == "watch" => "watched".into(),
             (None, None) => "done".into(),
         }
+    }
+
+    /// One line for a list: "3: call mum — on Friday …", tasks and
+    /// grants named.
+    pub fn line(&self) -> String {
+        let what = match self.action.as_str() {
+            "task" => format!("task \"{}\"", self.text),
+            "briefing" => "morning briefing".into(),
+            "watch" => format!("watching: {}", self.text),
+            _ => self.text.clone(),
+        };
+        let mut line = format!("{}: {what} — {}", self.id, self.when());
+        if let Some(g) = self.grants.as_deref().filter(|g| !g.is_empty()) {
+            line.push_str(&format!(" (granted: {g})"));
+        }
+        line
     }
 
     fn tz_name(&self) -> &str {
@@ -75,6 +96,59 @@ pub struct Due {
     pub late: bool,
     /// The words to send.
     pub message: String,
+    /// What to do: `remind`, `task` or `briefing`.
+    pub action: String,
+    pub grants: Option<String>,
+    /// The untrusted source the reminder was set after, if any.
+    pub origin: Option<String>,
+    pub tz: String,
+}
+
+/// What the morning briefing is written from.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BriefingData {
+    /// "Thursday 26 November 2026".
+    pub today: String,
+    /// Today's occurrences from now on: (local "HH:MM", what, id).
+    pub due_today: Vec<(String, String, i64)>,
+    /// Reminders delivered yesterday and not marked done: (when, text, id).
+    pub open: Vec<(String, String, i64)>,
+    /// What the person asked Hermit to watch: (id, text).
+    pub watching: Vec<(i64, String)>,
+    /// Labels of untrusted sources some of these texts were set after.
+    pub untrusted: Vec<String>,
+}
+
+impl BriefingData {
+    pub fn is_empty(&self) -> bool {
+        self.due_today.is_empty() && self.open.is_empty() && self.watching.is_empty()
+    }
+
+    /// The data as plain lines (the model's input, and the exact list
+    /// under its words).
+    pub fn lines(&self) -> String {
+        let mut out = String::new();
+        out.push_str("Today:\n");
+        if self.due_today.is_empty() {
+            out.push_str("- nothing scheduled\n");
+        }
+        for (t, what, id) in &self.due_today {
+            out.push_str(&format!("- {t} {what} (#{id})\n"));
+        }
+        if !self.open.is_empty() {
+            out.push_str("Still open from yesterday:\n");
+            for (t, what, id) in &self.open {
+                out.push_str(&format!("- {what} (was due {t}, #{id})\n"));
+            }
+        }
+        if !self.watching.is_empty() {
+            out.push_str("Watching:\n");
+            for (id, what) in &self.watching {
+                out.push_str(&format!("- {what} (#{id})\n"));
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,9 +201,259 @@ impl Reminders {
             "once",
             None,
             tz,
-            at.as_millisecond(),
+            Some(at.as_millisecond()),
             origin,
+            ("remind", None),
         )
+    }
+
+    /// A scheduled agent task: `prompt` runs as a turn of `principal` at
+    /// `at`, or at each occurrence of `rule`, with `grants` (effects the
+    /// owner allowed it to use unattended).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_task(
+        &self,
+        principal: &str,
+        room: Option<&str>,
+        prompt: &str,
+        at: Option<Timestamp>,
+        rule: Option<&str>,
+        tz: &str,
+        grants: &str,
+        origin: Option<&str>,
+    ) -> Result<Reminder, ReminderError> {
+        let zone = timezone(tz).map_err(ReminderError::Invalid)?;
+        let now = crate::db::now_ms();
+        let (kind, rule, next) = match (at, rule) {
+            (Some(at), None) => {
+                if at.as_millisecond() <= now {
+                    return Err(ReminderError::Invalid(format!(
+                        "{} is in the past",
+                        describe(at, &zone)
+                    )));
+                }
+                ("once", None, at.as_millisecond())
+            }
+            (None, Some(rule)) => {
+                let cron: Cron = rule.parse().map_err(ReminderError::Invalid)?;
+                let next = cron
+                    .next_after(
+                        Timestamp::from_millisecond(now).unwrap_or(Timestamp::UNIX_EPOCH),
+                        &zone,
+                    )
+                    .ok_or_else(|| ReminderError::Invalid(format!("{rule:?} never happens")))?;
+                ("recurring", Some(cron.to_string()), next.as_millisecond())
+            }
+            _ => {
+                return Err(ReminderError::Invalid(
+                    "a task needs either a time or a recurring rule".into(),
+                ));
+            }
+        };
+        self.insert(
+            principal,
+            room,
+            prompt,
+            kind,
+            rule.as_deref(),
+            tz,
+            Some(next),
+            origin,
+            ("task", Some(grants).filter(|g| !g.is_empty())),
+        )
+    }
+
+    /// Turns the person's morning briefing on at `at` (hour, minute) local
+    /// time, or off (`None`); there is at most one per person.
+    pub fn set_briefing(
+        &self,
+        principal: &str,
+        room: Option<&str>,
+        at: Option<(u8, u8)>,
+        tz: &str,
+    ) -> Result<Option<Reminder>, ReminderError> {
+        self.conn()?.execute(
+            "UPDATE reminders SET status = 'cancelled', next_at = NULL
+             WHERE principal = ?1 AND action = 'briefing' AND status = 'active'",
+            [principal],
+        )?;
+        let Some((h, m)) = at else { return Ok(None) };
+        if h > 23 || m > 59 {
+            return Err(ReminderError::Invalid(format!(
+                "{h:02}:{m:02} is not a time of day"
+            )));
+        }
+        let rule = format!("{m} {h} * * *");
+        let zone = timezone(tz).map_err(ReminderError::Invalid)?;
+        let cron: Cron = rule.parse().map_err(ReminderError::Invalid)?;
+        let now = Timestamp::from_millisecond(crate::db::now_ms()).unwrap_or(Timestamp::UNIX_EPOCH);
+        let next = cron.next_after(now, &zone).map(|t| t.as_millisecond());
+        self.insert(
+            principal,
+            room,
+            "morning briefing",
+            "recurring",
+            Some(&cron.to_string()),
+            tz,
+            next,
+            None,
+            ("briefing", None),
+        )
+        .map(Some)
+    }
+
+    /// Something the person asked Hermit to keep an eye on: never due,
+    /// shown in each morning briefing until cancelled.
+    pub fn add_watch(
+        &self,
+        principal: &str,
+        text: &str,
+        tz: &str,
+        origin: Option<&str>,
+    ) -> Result<Reminder, ReminderError> {
+        self.insert(
+            principal,
+            None,
+            text,
+            "watch",
+            None,
+            tz,
+            None,
+            origin,
+            ("watch", None),
+        )
+    }
+
+    /// Marks the last delivery of reminder `id` of `principal` done (so
+    /// the briefing no longer lists it as open).
+    pub fn mark_done(&self, id: i64, principal: &str) -> Result<bool, ReminderError> {
+        let n = self.conn()?.execute(
+            "UPDATE reminder_deliveries SET done_at = ?3
+             WHERE reminder = ?1 AND done_at IS NULL AND delivered_at IS NOT NULL
+               AND reminder IN (SELECT id FROM reminders WHERE id = ?1 AND principal = ?2)",
+            params![id, principal, crate::db::now_ms()],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Marks done the reminder delivered as Matrix event `event_id`, if
+    /// it is `principal`'s (a ✅ reaction to it).
+    pub fn mark_done_by_event(
+        &self,
+        event_id: &str,
+        principal: &str,
+    ) -> Result<bool, ReminderError> {
+        let n = self.conn()?.execute(
+            "UPDATE reminder_deliveries SET done_at = ?3
+             WHERE event_id = ?1 AND done_at IS NULL
+               AND reminder IN (SELECT id FROM reminders WHERE principal = ?2)",
+            params![event_id, principal, crate::db::now_ms()],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// The person's active briefing, if on.
+    pub fn briefing(&self, principal: &str) -> Result<Option<Reminder>, ReminderError> {
+        Ok(self
+            .list(Some(principal), false)?
+            .into_iter()
+            .find(|r| r.action == "briefing"))
+    }
+
+    /// What the morning briefing of `principal` at `now` is written from:
+    /// the rest of today's reminders, schedules and tasks, yesterday's
+    /// reminders not marked done, and what they asked Hermit to watch.
+    pub fn gather(
+        &self,
+        principal: &str,
+        now: i64,
+        tz: &str,
+    ) -> Result<BriefingData, ReminderError> {
+        let zone = timezone(tz).map_err(ReminderError::Invalid)?;
+        let now_t = Timestamp::from_millisecond(now).unwrap_or(Timestamp::UNIX_EPOCH);
+        let local = now_t.to_zoned(zone.clone());
+        let day_start = local
+            .start_of_day()
+            .map_err(|e| ReminderError::Invalid(e.to_string()))?;
+        let tomorrow = day_start
+            .tomorrow()
+            .map_err(|e| ReminderError::Invalid(e.to_string()))?;
+        let yesterday = day_start
+            .yesterday()
+            .map_err(|e| ReminderError::Invalid(e.to_string()))?;
+        let end = tomorrow.timestamp().as_millisecond();
+        let hhmm = |ms: i64| {
+            Timestamp::from_millisecond(ms)
+                .map(|t| t.to_zoned(zone.clone()).strftime("%H:%M").to_string())
+                .unwrap_or_default()
+        };
+        let mut data = BriefingData {
+            today: local.strftime("%A %-d %B %Y").to_string(),
+            ..Default::default()
+        };
+        let mut untrusted = std::collections::BTreeSet::new();
+        for r in self.list(Some(principal), false)? {
+            if let Some(o) = &r.origin {
+                untrusted.insert(o.clone());
+            }
+            let what = match r.action.as_str() {
+                "task" => format!("task: {}", r.text),
+                "watch" => {
+                    data.watching.push((r.id, r.text.clone()));
+                    continue;
+                }
+                "briefing" => continue,
+                _ => r.text.clone(),
+            };
+            let Some(mut at) = r.next_at else { continue };
+            let cron = r.rule.as_deref().and_then(|c| c.parse::<Cron>().ok());
+            // Each occurrence left today (a rule every 5 minutes is shown
+            // a few times only).
+            for _ in 0..6 {
+                if at >= end {
+                    break;
+                }
+                data.due_today.push((hhmm(at), what.clone(), r.id));
+                let Some(c) = &cron else { break };
+                match c.next_after(Timestamp::from_millisecond(at).unwrap_or(now_t), &zone) {
+                    Some(n) => at = n.as_millisecond(),
+                    None => break,
+                }
+            }
+        }
+        data.due_today.sort();
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT d.due_at, r.text, r.id, r.origin FROM reminder_deliveries d JOIN reminders r ON r.id = d.reminder
+             WHERE r.principal = ?1 AND r.action = 'remind' AND d.delivered_at IS NOT NULL
+               AND d.done_at IS NULL AND d.due_at >= ?2 AND d.due_at < ?3
+             ORDER BY d.due_at",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                principal,
+                yesterday.timestamp().as_millisecond(),
+                day_start.timestamp().as_millisecond()
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            },
+        )?;
+        for row in rows {
+            let (due, text, id, origin) = row?;
+            if let Some(o) = origin {
+                untrusted.insert(o);
+            }
+            data.open
+                .push((format!("yesterday {}", hhmm(due)), text, id));
+        }
+        data.untrusted = untrusted.into_iter().collect();
+        Ok(data)
     }
 
     /// A recurring reminder following `rule` in `tz`.
@@ -155,8 +479,9 @@ impl Reminders {
             "recurring",
             Some(&cron.to_string()),
             tz,
-            next.as_millisecond(),
+            Some(next.as_millisecond()),
             origin,
+            ("remind", None),
         )
     }
 
@@ -169,8 +494,9 @@ impl Reminders {
         kind: &str,
         rule: Option<&str>,
         tz: &str,
-        next_at: i64,
+        next_at: Option<i64>,
         origin: Option<&str>,
+        (action, grants): (&str, Option<&str>),
     ) -> Result<Reminder, ReminderError> {
         let text = text.trim();
         if text.is_empty() {
@@ -180,9 +506,9 @@ impl Reminders {
         }
         let conn = self.conn()?;
         conn.execute(
-            "INSERT INTO reminders (principal, room, text, kind, rule, tz, next_at, origin, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![principal, room, text, kind, rule, tz, next_at, origin, crate::db::now_ms()],
+            "INSERT INTO reminders (principal, room, text, kind, rule, tz, next_at, origin, created_at, action, grants)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![principal, room, text, kind, rule, tz, next_at, origin, crate::db::now_ms(), action, grants],
         )?;
         let id = conn.last_insert_rowid();
         Ok(self.get(&conn, id)?.expect("just inserted"))
@@ -191,7 +517,7 @@ impl Reminders {
     fn get(&self, conn: &Connection, id: i64) -> Result<Option<Reminder>, ReminderError> {
         Ok(conn
             .query_row(
-                "SELECT id, principal, room, text, kind, rule, tz, next_at, status, origin, fired_count
+                "SELECT id, principal, room, text, kind, rule, tz, next_at, status, origin, fired_count, action, grants
                  FROM reminders WHERE id = ?1",
                 [id],
                 row,
@@ -204,7 +530,7 @@ impl Reminders {
     pub fn list(&self, principal: Option<&str>, all: bool) -> Result<Vec<Reminder>, ReminderError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(
-            "SELECT id, principal, room, text, kind, rule, tz, next_at, status, origin, fired_count
+            "SELECT id, principal, room, text, kind, rule, tz, next_at, status, origin, fired_count, action, grants
              FROM reminders WHERE (?1 IS NULL OR principal = ?1) AND (?2 OR status = 'active')
              ORDER BY next_at IS NULL, next_at, id",
         )?;
@@ -252,7 +578,7 @@ impl Reminders {
         let tx = conn.transaction()?;
         let due: Vec<Reminder> = {
             let mut stmt = tx.prepare(
-                "SELECT id, principal, room, text, kind, rule, tz, next_at, status, origin, fired_count
+                "SELECT id, principal, room, text, kind, rule, tz, next_at, status, origin, fired_count, action, grants
                  FROM reminders WHERE status = 'active' AND next_at <= ?1 ORDER BY next_at",
             )?;
             stmt.query_map([now], row)?.collect::<Result<_, _>>()?
@@ -284,7 +610,7 @@ impl Reminders {
         }
         let pending: Vec<Due> = {
             let mut stmt = tx.prepare(
-                "SELECT d.reminder, r.principal, r.room, r.text, d.due_at, d.late, r.tz
+                "SELECT d.reminder, r.principal, r.room, r.text, d.due_at, d.late, r.tz, r.action, r.grants, r.origin
                  FROM reminder_deliveries d JOIN reminders r ON r.id = d.reminder
                  WHERE d.delivered_at IS NULL ORDER BY d.due_at",
             )?;
@@ -299,6 +625,10 @@ impl Reminders {
                     text,
                     due_at,
                     late,
+                    action: r.get(7)?,
+                    grants: r.get(8)?,
+                    origin: r.get(9)?,
+                    tz,
                 })
             })?
             .collect::<Result<_, _>>()?
@@ -347,20 +677,20 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Reminder> {
         status: r.get(8)?,
         origin: r.get(9)?,
         fired_count: r.get(10)?,
+        action: r.get(11)?,
+        grants: r.get(12)?,
     })
 }
 
-/// A local date and time typed by a person or a model ("2026-11-28 18:00",
-/// "2026-11-28T18:00") as an instant in `tz`.
+/// A time typed by a person or a model ("2026-11-28 18:00", "tomorrow at
+/// 9", "in two hours", "next Friday evening") as an instant, read in `tz`
+/// against Hermit's clock ([`crate::schedule::when`]).
 pub fn parse_local(text: &str, tz: &str) -> Result<Timestamp, String> {
     let zone = timezone(tz)?;
-    let t = text.trim().replace(' ', "T");
-    let dt: jiff::civil::DateTime = t
-        .parse()
-        .map_err(|_| format!("{text:?} is not a date and time like 2026-11-28 18:00"))?;
-    dt.to_zoned(zone)
-        .map(|z| z.timestamp())
-        .map_err(|e| e.to_string())
+    let now = Timestamp::from_millisecond(crate::db::now_ms())
+        .map_err(|e| e.to_string())?
+        .to_zoned(zone);
+    crate::schedule::when::parse(text, &now).map(|z| z.timestamp())
 }
 
 #[cfg(test)]
@@ -459,10 +789,205 @@ mod tests {
         );
         assert!(r.add_once("owner", None, " ", at, "UTC", None).is_err());
         assert!(parse_local("2026-11-28 18:00", "Europe/Paris").is_ok());
+        assert!(parse_local("tomorrow", "UTC").is_ok());
         assert!(
-            parse_local("tomorrow", "UTC")
+            parse_local("after lunch-ish", "UTC")
                 .unwrap_err()
                 .contains("2026-11-28 18:00")
+        );
+    }
+
+    #[test]
+    fn the_briefing_gathers_today_yesterday_s_open_items_and_watches() {
+        let (_d, r) = reminders();
+        let tz = "Europe/Paris";
+        let zone = timezone(tz).unwrap();
+        // "Now" is 07:30 local today, in the middle of a real day.
+        let now = Timestamp::from_millisecond(crate::db::now_ms())
+            .unwrap()
+            .to_zoned(zone.clone())
+            .start_of_day()
+            .unwrap()
+            .checked_add(jiff::Span::new().hours(7).minutes(30))
+            .unwrap()
+            .timestamp()
+            .as_millisecond();
+        let rows = |sql: &str| {
+            crate::db::open(&r.db_path)
+                .unwrap()
+                .execute(sql, [])
+                .unwrap()
+        };
+        // Today at 18:00 (inserted directly: "now" may be past for the clock).
+        let today_18 = now + 10 * 3_600_000 + 30 * 60_000;
+        let call = r
+            .insert(
+                "owner",
+                None,
+                "call mum",
+                "once",
+                None,
+                tz,
+                Some(today_18),
+                None,
+                ("remind", None),
+            )
+            .unwrap();
+        // Tomorrow: not today's.
+        r.insert(
+            "owner",
+            None,
+            "dentist",
+            "once",
+            None,
+            tz,
+            Some(today_18 + 86_400_000),
+            None,
+            ("remind", None),
+        )
+        .unwrap();
+        // Someone else's: never in the owner's briefing.
+        r.insert(
+            "@bob:box",
+            None,
+            "bob's thing",
+            "once",
+            None,
+            tz,
+            Some(today_18),
+            None,
+            ("remind", None),
+        )
+        .unwrap();
+        // A task at noon.
+        let task = r
+            .insert(
+                "owner",
+                None,
+                "summarise my notes",
+                "once",
+                None,
+                tz,
+                Some(now + 4 * 3_600_000 + 30 * 60_000),
+                None,
+                ("task", Some("write")),
+            )
+            .unwrap();
+        // Yesterday's delivered reminders: one still open, one done.
+        let open = r
+            .insert(
+                "owner",
+                None,
+                "water the plants",
+                "once",
+                None,
+                tz,
+                None,
+                None,
+                ("remind", None),
+            )
+            .unwrap();
+        let done = r
+            .insert(
+                "owner",
+                None,
+                "pay the rent",
+                "once",
+                None,
+                tz,
+                None,
+                None,
+                ("remind", None),
+            )
+            .unwrap();
+        for (id, ev) in [(open.id, "$a"), (done.id, "$b")] {
+            rows(&format!(
+                "INSERT INTO reminder_deliveries (reminder, due_at, fired_at, late, delivered_at, event_id)
+                 VALUES ({id}, {t}, {t}, 0, {t}, '{ev}')",
+                t = now - 12 * 3_600_000
+            ));
+        }
+        assert!(r.mark_done_by_event("$b", "owner").unwrap());
+        assert!(
+            !r.mark_done_by_event("$a", "@bob:box").unwrap(),
+            "not bob's"
+        );
+        r.add_watch("owner", "the parcel from Lyon", tz, None)
+            .unwrap();
+        let b = r
+            .set_briefing("owner", Some("!r:box"), Some((7, 30)), tz)
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.action, "briefing");
+        // Turning it on again replaces it: one briefing per person.
+        r.set_briefing("owner", Some("!r:box"), Some((8, 0)), tz)
+            .unwrap();
+        assert_eq!(
+            r.briefing("owner").unwrap().unwrap().rule.as_deref(),
+            Some("0 8 * * *")
+        );
+        let data = r.gather("owner", now, tz).unwrap();
+        assert_eq!(
+            data.due_today,
+            vec![
+                (
+                    "12:00".to_string(),
+                    "task: summarise my notes".to_string(),
+                    task.id
+                ),
+                ("18:00".to_string(), "call mum".to_string(), call.id),
+            ]
+        );
+        assert_eq!(data.open.len(), 1, "{:?}", data.open);
+        assert_eq!(data.open[0].1, "water the plants");
+        assert_eq!(data.watching.len(), 1);
+        let lines = data.lines();
+        assert!(lines.contains("- 18:00 call mum"), "{lines}");
+        assert!(lines.contains("the parcel from Lyon"), "{lines}");
+        assert!(
+            !lines.contains("dentist") && !lines.contains("bob") && !lines.contains("rent"),
+            "{lines}"
+        );
+        // `!done` on the open one: gone from the next briefing.
+        assert!(r.mark_done(open.id, "owner").unwrap());
+        assert!(r.gather("owner", now, tz).unwrap().open.is_empty());
+        // Off.
+        assert!(r.set_briefing("owner", None, None, tz).unwrap().is_none());
+        assert!(r.briefing("owner").unwrap().is_none());
+    }
+
+    #[test]
+    fn tasks_keep_their_grants_and_a_watch_is_never_due() {
+        let (_d, r) = reminders();
+        let t = r
+            .add_task(
+                "owner",
+                Some("!r:box"),
+                "summarise my notes",
+                None,
+                Some("0 9 * * MON"),
+                "UTC",
+                "write,irreversible",
+                Some("web page https://x"),
+            )
+            .unwrap();
+        assert_eq!(t.action, "task");
+        assert!(
+            t.line().contains("granted: write,irreversible"),
+            "{}",
+            t.line()
+        );
+        let w = r.add_watch("owner", "the parcel", "UTC", None).unwrap();
+        assert_eq!(w.next_at, None);
+        assert_eq!(r.next_due().unwrap(), t.next_at, "the watch is never due");
+        let due = r.take_due(t.next_at.unwrap() + 1).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].action, "task");
+        assert_eq!(due[0].grants.as_deref(), Some("write,irreversible"));
+        assert_eq!(due[0].origin.as_deref(), Some("web page https://x"));
+        assert!(
+            r.add_task("owner", None, "x", None, None, "UTC", "", None)
+                .is_err()
         );
     }
 }

@@ -15,6 +15,8 @@
 //! Monday": `0 9 * * MON#1`). As in cron, when both the day of the month
 //! and the day of the week are restricted, a day matching either is due.
 
+pub mod when;
+
 use std::fmt;
 use std::str::FromStr;
 

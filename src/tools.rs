@@ -33,7 +33,7 @@ use crate::trust::policy::{CallContext, PolicyDecision, Principal, Verdict};
 use crate::trust::provenance::Origin;
 
 /// What a call does to the world. Policy maps role × effect to a decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Effect {
     Read,
@@ -212,6 +212,7 @@ impl Toolbox {
         tools.push(Box::new(time::Time));
         tools.push(Box::new(reminders::Remind));
         tools.push(Box::new(reminders::Schedule));
+        tools.push(Box::new(reminders::Task));
         tools.push(Box::new(reminders::List));
         tools.push(Box::new(reminders::Cancel));
         if ctx.memory.is_some() {

@@ -174,6 +174,7 @@ fn tools_list_names_every_tool_with_effects() {
             "time",
             "remind",
             "schedule",
+            "schedule_task",
             "reminders",
             "cancel_reminder"
         ]

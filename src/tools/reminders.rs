@@ -1,7 +1,8 @@
-//! `remind`, `schedule`, `reminders`, `cancel_reminder`: the model's hands
-//! on [`crate::reminders`]. Times are local to the owner's timezone
-//! (`agent.timezone`); the model turns "tomorrow at 9" into a date and
-//! time, and Hermit says back, in words, when it will be.
+//! `remind`, `schedule`, `schedule_task`, `reminders`, `cancel_reminder`:
+//! the model's hands on [`crate::reminders`]. Times are local to the
+//! owner's timezone (`agent.timezone`): the model passes the words of the
+//! request ("tomorrow at 9"), Hermit resolves them exactly
+//! ([`crate::schedule::when`]) and says back, in words, when it will be.
 
 use serde_json::{Value, json};
 
@@ -19,12 +20,12 @@ impl Tool for Remind {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "remind",
-            description: "Set a one-off reminder. Turn what the user said (\"tomorrow at 9\", \"in two hours\", \"next Friday evening\") into a local date and time, using the current date and time from the `time` tool if needed.",
+            description: "Set a one-off reminder. `at` is the time as the user said it (\"tomorrow at 9\", \"in two hours\", \"next Friday evening\", \"28 November 18:00\"): Hermit works out the date.",
             parameters: json!({
                 "type": "object",
                 "properties": {
                     "text": {"type": "string", "description": "What to remind the user of", "maxLength": 1000},
-                    "at": {"type": "string", "description": "Local date and time, like 2026-11-28 18:00", "maxLength": 40}
+                    "at": {"type": "string", "description": "When, in the user's words", "maxLength": 60}
                 },
                 "required": ["text", "at"],
                 "additionalProperties": false
@@ -129,6 +130,108 @@ impl Tool for Schedule {
     }
 }
 
+pub struct Task;
+
+/// The effects named in a task's `grant` argument ("write, irreversible").
+pub fn parse_grants(text: &str) -> Result<Vec<Effect>, String> {
+    let mut out = Vec::new();
+    for name in text
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let e: Effect = serde_json::from_value(Value::String(name.to_lowercase()))
+            .map_err(|_| format!("{name:?} is not an effect (read, write, exec, network, message, irreversible, remember)"))?;
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The grants as stored: "write,irreversible".
+pub fn grants_text(grants: &[Effect]) -> String {
+    grants
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok()?.as_str().map(String::from))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Tool for Task {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "schedule_task",
+            description: "Have Hermit do something later or regularly, by itself (\"every Monday at 9, summarise my notes\"): `prompt` is run as a request at that time. `when`: a cron rule (\"0 9 * * MON\") or a time (\"tomorrow at 9\"). `grant`: effects it may use without asking, only if the user said so (e.g. \"write\").",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "prompt": {"type": "string", "description": "The request to run", "maxLength": 2000},
+                    "when": {"type": "string", "description": "cron rule or time", "maxLength": 100},
+                    "grant": {"type": "string", "description": "comma-separated effects", "maxLength": 100}
+                },
+                "required": ["prompt", "when"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    /// Creating a task with grants is using those effects now: the owner
+    /// approves the grant, bound to this exact task, when the policy asks.
+    fn effects(&self, args: &Value) -> Vec<Effect> {
+        let mut effects = vec![Effect::Remember];
+        effects
+            .extend(parse_grants(arg_str(args, "grant").unwrap_or_default()).unwrap_or_default());
+        effects
+    }
+
+    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        self.run_in(ctx, args, &CallMeta::default())
+    }
+
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        let failed = |e: String| ToolError::failed("schedule_task", e);
+        let grants = parse_grants(arg_str(args, "grant").unwrap_or_default()).map_err(failed)?;
+        let when = arg_str(args, "when").unwrap_or_default().trim();
+        let (at, rule) = if when.split_whitespace().count() == 5
+            && when.parse::<crate::schedule::Cron>().is_ok()
+        {
+            (None, Some(when))
+        } else {
+            (
+                Some(parse_local(when, &ctx.timezone).map_err(failed)?),
+                None,
+            )
+        };
+        let r = store(ctx, "schedule_task")?
+            .add_task(
+                meta.principal_key(),
+                meta.room().as_deref(),
+                arg_str(args, "prompt").unwrap_or_default(),
+                at,
+                rule,
+                &ctx.timezone,
+                &grants_text(&grants),
+                meta.taint.as_deref(),
+            )
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(ToolOutput {
+            ok: true,
+            content: format!("Scheduled {}", r.line()),
+        })
+    }
+
+    fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
+        None
+    }
+}
+
 pub struct List;
 
 impl Tool for List {
@@ -160,10 +263,7 @@ impl Tool for List {
         let content = if list.is_empty() {
             "no active reminders".to_string()
         } else {
-            list.iter()
-                .map(|r| format!("{}: {} — {}", r.id, r.text, r.when()))
-                .collect::<Vec<_>>()
-                .join("\n")
+            list.iter().map(|r| r.line()).collect::<Vec<_>>().join("\n")
         };
         Ok(ToolOutput { ok: true, content })
     }

@@ -265,6 +265,10 @@ pub struct CallContext {
     pub typed_by_owner: bool,
     /// Hermit is stopped (`!stop`): nothing acts until `!resume`.
     pub halted: bool,
+    /// Effects the owner granted the scheduled task this call runs in,
+    /// when creating it: they are allowed where the role would ask (never
+    /// where it denies, and never with untrusted text in the turn).
+    pub granted: Vec<Effect>,
 }
 
 /// What happens to a call.
@@ -326,7 +330,14 @@ pub fn decide(
     let mut verdict = Verdict::Allow;
     let mut because = Vec::new();
     for &e in &effects {
-        let r = rules.get(e);
+        let r = match rules.get(e) {
+            Rule::Ask if ctx.granted.contains(&e) => {
+                because.push(format!("{} granted to this schedule", name(e)));
+                verdict = verdict.max(Verdict::Allow);
+                continue;
+            }
+            r => r,
+        };
         because.push(format!("{} {}", name(e), rule_word(r)));
         verdict = verdict.max(match r {
             Rule::Allow => Verdict::Allow,
@@ -504,5 +515,41 @@ mod tests {
             &CallContext::default(),
         );
         assert_eq!(d.verdict, Verdict::Deny);
+    }
+
+    #[test]
+    fn a_schedule_s_grants_allow_what_would_ask_but_not_what_is_denied_or_tainted() {
+        let granted = CallContext {
+            granted: vec![Effect::Write, Effect::Irreversible],
+            ..Default::default()
+        };
+        let effects = [Effect::Write, Effect::Irreversible];
+        assert_eq!(
+            verdict(&owner(), &effects, &CallContext::default()),
+            Verdict::Ask
+        );
+        assert_eq!(verdict(&owner(), &effects, &granted), Verdict::Allow);
+        // Not granted: still asks.
+        assert_eq!(
+            verdict(&owner(), &[Effect::Write, Effect::Exec], &granted),
+            Verdict::Ask
+        );
+        // A member's role denies writes; a grant does not lift that.
+        assert_eq!(
+            verdict(&member(), &[Effect::Write], &granted),
+            Verdict::Deny
+        );
+        // Untrusted text in the turn: asks whatever was granted.
+        let tainted = CallContext {
+            taint: Some("web page https://x".into()),
+            ..granted.clone()
+        };
+        assert_eq!(verdict(&owner(), &effects, &tainted), Verdict::Ask);
+        // Stopped: denied.
+        let halted = CallContext {
+            halted: true,
+            ..granted
+        };
+        assert_eq!(verdict(&owner(), &effects, &halted), Verdict::Deny);
     }
 }
