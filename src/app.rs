@@ -1115,7 +1115,11 @@ pub fn up(global: &Global) -> anyhow::Result<()> {
 }
 
 /// `hermit bench matrix`: against the running daemon, as its owner.
-pub fn bench_matrix(global: &Global, json: bool, runs: usize) -> anyhow::Result<()> {
+/// What the Matrix benchmarks need: the configuration, the owner's
+/// password, and a running daemon (checked).
+fn bench_against_daemon(
+    global: &Global,
+) -> anyhow::Result<(Config, crate::secrets::Secret, tokio::runtime::Runtime)> {
     let config = global.load_config()?;
     let data = config.data_dir();
     let secrets = crate::secrets::Secrets::open(&data)?;
@@ -1126,9 +1130,55 @@ pub fn bench_matrix(global: &Global, json: bool, runs: usize) -> anyhow::Result<
     rt.block_on(async {
         anyhow::ensure!(
             crate::control::connect(&data).await.is_some(),
-            "no running Hermit answers at {} (start `hermit up` first; scripts/bench-matrix does it all)",
+            "no running Hermit answers at {} (start `hermit up` first; scripts/bench-matrix and scripts/bench-reminders do it all)",
             data.join(crate::control::SOCKET).display()
         );
+        Ok(())
+    })?;
+    Ok((config, password, rt))
+}
+
+/// `hermit bench reminders [--count N]`.
+pub fn bench_reminders(global: &Global, json: bool, count: usize) -> anyhow::Result<()> {
+    let (config, password, rt) = bench_against_daemon(global)?;
+    let data = config.data_dir();
+    rt.block_on(async {
+        let r = crate::bench::reminders(
+            &config.homeserver.client_url(),
+            &config.owner_id(),
+            password.expose(),
+            &config.bot_id(),
+            &data,
+            &config.agent.timezone,
+            count.max(1),
+            |m| eprintln!("{m}"),
+        )
+        .await?;
+        if json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "{} reminders due at the same instant, lateness (ms):",
+                r.count
+            );
+            println!("                          median      max");
+            println!(
+                "  received by the owner {:>9.0} {:>8.0}",
+                r.received_median_ms, r.received_max_ms
+            );
+            println!(
+                "  sent by the daemon    {:>9.0} {:>8.0}",
+                r.sent_median_ms, r.sent_max_ms
+            );
+        }
+        Ok(())
+    })
+}
+
+pub fn bench_matrix(global: &Global, json: bool, runs: usize) -> anyhow::Result<()> {
+    let (config, password, rt) = bench_against_daemon(global)?;
+    let data = config.data_dir();
+    rt.block_on(async {
         let owner = config.owner_id();
         let r = crate::bench::matrix(
             &config.homeserver.client_url(),

@@ -255,6 +255,222 @@ const MATRIX_PROMPTS: &[&str] = &[
     "What is 12 times 12?",
 ];
 
+/// A message from the bot as the owner's client received it.
+#[derive(Debug, Clone)]
+struct Received {
+    id: matrix_sdk::ruma::OwnedEventId,
+    reply_to: Option<matrix_sdk::ruma::OwnedEventId>,
+    /// For an edit: the message it replaces and its new body.
+    replaces: Option<(matrix_sdk::ruma::OwnedEventId, String)>,
+    body: String,
+    at: std::time::Instant,
+    /// Wall clock, ms since the epoch.
+    wall_ms: i64,
+}
+
+/// The owner's client for the Matrix benchmarks: logged in as a new
+/// device (in memory), syncing in its own loop, with an encrypted direct
+/// chat with the bot, recording what the bot sends there.
+struct OwnerClient {
+    room: matrix_sdk::Room,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    syncing: tokio::task::JoinHandle<()>,
+}
+
+impl OwnerClient {
+    async fn open(
+        url: &str,
+        owner: &str,
+        password: &str,
+        bot: &str,
+        device: &str,
+        progress: &impl Fn(&str),
+    ) -> anyhow::Result<Self> {
+        use matrix_sdk::config::SyncSettings;
+        use matrix_sdk::ruma::OwnedUserId;
+        use matrix_sdk::ruma::events::room::message::{
+            MessageType, OriginalSyncRoomMessageEvent, Relation,
+        };
+        use std::sync::{Arc, Mutex};
+        use std::time::{Duration, Instant};
+
+        let client = matrix_sdk::Client::builder()
+            .homeserver_url(url)
+            .build()
+            .await?;
+        client
+            .matrix_auth()
+            .login_username(owner, password)
+            .initial_device_display_name(device)
+            .send()
+            .await?;
+        let bot: OwnedUserId = bot.try_into()?;
+        let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let log = seen.clone();
+        let bot2 = bot.clone();
+        client.add_event_handler(move |ev: OriginalSyncRoomMessageEvent| {
+            let (log, bot) = (log.clone(), bot2.clone());
+            async move {
+                if ev.sender != bot {
+                    return;
+                }
+                let at = Instant::now();
+                let wall_ms = crate::db::now_ms();
+                let text = |m: &MessageType| match m {
+                    MessageType::Text(t) => t.body.clone(),
+                    MessageType::Notice(t) => t.body.clone(),
+                    _ => String::new(),
+                };
+                let (reply_to, replaces) = match &ev.content.relates_to {
+                    Some(Relation::Reply(r)) => (Some(r.in_reply_to.event_id.clone()), None),
+                    Some(Relation::Replacement(r)) => (
+                        None,
+                        Some((r.event_id.clone(), text(&r.new_content.msgtype))),
+                    ),
+                    _ => (None, None),
+                };
+                log.lock().unwrap().push(Received {
+                    id: ev.event_id,
+                    reply_to,
+                    replaces,
+                    body: text(&ev.content.msgtype),
+                    at,
+                    wall_ms,
+                });
+            }
+        });
+        client.sync_once(SyncSettings::default()).await?;
+        let c = client.clone();
+        // Our own loop of `sync_once`, like a Matrix client's: the SDK's
+        // `sync` waits a second between two syncs less than a second
+        // apart, which would be measured as the Matrix path's cost.
+        let syncing = tokio::spawn(async move {
+            loop {
+                let settings = SyncSettings::default().timeout(Duration::from_secs(10));
+                if c.sync_once(settings).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        });
+        progress("opening an encrypted direct chat with the bot");
+        let room = client.create_dm(&bot).await?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(Some(m)) = room.get_member(&bot).await
+                && *m.membership() == matrix_sdk::ruma::events::room::member::MembershipState::Join
+            {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the bot did not join the chat");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Self {
+            room,
+            seen,
+            syncing,
+        })
+    }
+}
+
+/// Lateness of reminders due at the same instant.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReminderBench {
+    pub count: usize,
+    /// Due instant → the owner's client receives it.
+    pub received_median_ms: f64,
+    pub received_max_ms: f64,
+    /// Due instant → the daemon's send returned (its journal).
+    pub sent_median_ms: f64,
+    pub sent_max_ms: f64,
+}
+
+/// `count` reminders due at the same whole minute (at least 15 s ahead),
+/// written into the running daemon's database for the owner's direct chat;
+/// the owner's client times each one's arrival against its due instant.
+#[allow(clippy::too_many_arguments)]
+pub async fn reminders(
+    url: &str,
+    owner: &str,
+    password: &str,
+    bot: &str,
+    data_dir: &std::path::Path,
+    tz: &str,
+    count: usize,
+    progress: impl Fn(&str),
+) -> anyhow::Result<ReminderBench> {
+    use std::time::{Duration, Instant};
+    let client = OwnerClient::open(
+        url,
+        owner,
+        password,
+        bot,
+        "hermit bench reminders",
+        &progress,
+    )
+    .await?;
+    let store = crate::reminders::Reminders::open(data_dir)?;
+    let now = crate::db::now_ms();
+    let due = (now + 15_000).div_euclid(60_000) * 60_000 + 60_000;
+    let at = jiff::Timestamp::from_millisecond(due)?;
+    let tag = format!("bench {due}");
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let r = store.add_once(
+            "owner",
+            Some(client.room.room_id().as_str()),
+            &format!("{tag} #{i}"),
+            at,
+            tz,
+            None,
+        )?;
+        ids.push(r.id);
+    }
+    progress(&format!(
+        "{count} reminders due in {:.0} s; waiting for them",
+        (due - now) as f64 / 1000.0
+    ));
+    let deadline = Instant::now() + Duration::from_millis((due - now).max(0) as u64 + 180_000);
+    let received: Vec<i64> = loop {
+        let got: Vec<i64> = client
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.body.contains(&tag))
+            .map(|s| s.wall_ms - due)
+            .collect();
+        if got.len() >= count {
+            break got;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} of {count} reminders arrived within 3 minutes of their time",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    client.syncing.abort();
+    let conn = crate::db::open(&data_dir.join("hermit.db"))?;
+    let mut sent = Vec::new();
+    for id in ids {
+        let d: Option<i64> = conn.query_row(
+            "SELECT delivered_at FROM reminder_deliveries WHERE reminder = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        sent.push((d.unwrap_or(due) - due) as f64);
+    }
+    let mut received: Vec<f64> = received.into_iter().map(|v| v as f64).collect();
+    let max = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
+    Ok(ReminderBench {
+        count,
+        received_max_ms: max(&received),
+        received_median_ms: median(&mut received),
+        sent_max_ms: max(&sent),
+        sent_median_ms: median(&mut sent),
+    })
+}
+
 /// Measures the Matrix path against a running `hermit up`: logs in as the
 /// owner (a new device, in memory), opens an encrypted direct chat with the
 /// bot, and sends `runs` questions one after the other (after one warm-up),
@@ -270,87 +486,15 @@ pub async fn matrix(
     runs: usize,
     progress: impl Fn(&str),
 ) -> anyhow::Result<MatrixBench> {
-    use matrix_sdk::config::SyncSettings;
-    use matrix_sdk::ruma::events::room::message::{
-        MessageType, OriginalSyncRoomMessageEvent, Relation, RoomMessageEventContent,
-    };
-    use matrix_sdk::ruma::{OwnedEventId, OwnedUserId};
-    use std::sync::{Arc, Mutex};
+    use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
     use std::time::{Duration, Instant};
 
-    type Seen = (
-        OwnedEventId,
-        Option<OwnedEventId>,
-        Option<(OwnedEventId, String)>,
-        String,
-        Instant,
-    );
-    let client = matrix_sdk::Client::builder()
-        .homeserver_url(url)
-        .build()
-        .await?;
-    client
-        .matrix_auth()
-        .login_username(owner, password)
-        .initial_device_display_name("hermit bench matrix")
-        .send()
-        .await?;
-    let bot: OwnedUserId = bot.try_into()?;
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let log = seen.clone();
-    let bot2 = bot.clone();
-    client.add_event_handler(move |ev: OriginalSyncRoomMessageEvent| {
-        let (log, bot) = (log.clone(), bot2.clone());
-        async move {
-            if ev.sender != bot {
-                return;
-            }
-            let at = Instant::now();
-            let body = match &ev.content.msgtype {
-                MessageType::Text(t) => t.body.clone(),
-                _ => String::new(),
-            };
-            let (reply_to, replaces) = match &ev.content.relates_to {
-                Some(Relation::Reply(r)) => (Some(r.in_reply_to.event_id.clone()), None),
-                Some(Relation::Replacement(r)) => {
-                    let new = match &r.new_content.msgtype {
-                        MessageType::Text(t) => t.body.clone(),
-                        _ => String::new(),
-                    };
-                    (None, Some((r.event_id.clone(), new)))
-                }
-                _ => (None, None),
-            };
-            log.lock()
-                .unwrap()
-                .push((ev.event_id, reply_to, replaces, body, at));
-        }
-    });
-    client.sync_once(SyncSettings::default()).await?;
-    let c = client.clone();
-    // Our own loop of `sync_once`, like a Matrix client's: the SDK's `sync`
-    // waits a second between two syncs less than a second apart, which
-    // would be measured as the Matrix path's cost.
-    let syncing = tokio::spawn(async move {
-        loop {
-            let settings = SyncSettings::default().timeout(Duration::from_secs(10));
-            if c.sync_once(settings).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    });
-    progress("opening an encrypted direct chat with the bot");
-    let room = client.create_dm(&bot).await?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(Some(m)) = room.get_member(&bot).await
-            && *m.membership() == matrix_sdk::ruma::events::room::member::MembershipState::Join
-        {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "the bot did not join the chat");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let OwnerClient {
+        room,
+        seen,
+        syncing,
+        ..
+    } = OwnerClient::open(url, owner, password, bot, "hermit bench matrix", &progress).await?;
     let db = rusqlite::Connection::open(db_path)?;
     let mut results = Vec::new();
     for i in 0..=runs {
@@ -402,15 +546,15 @@ pub async fn matrix(
             let found = {
                 let seen = seen.lock().unwrap();
                 seen.iter()
-                    .find(|s| s.1.as_ref() == Some(&question))
+                    .find(|s| s.reply_to.as_ref() == Some(&question))
                     .and_then(|first| {
                         let last = seen
                             .iter()
-                            .filter(|s| s.2.as_ref().is_some_and(|(o, _)| o == &first.0))
-                            .map(|s| (s.2.as_ref().unwrap().1.clone(), s.4))
-                            .chain(std::iter::once((first.3.clone(), first.4)))
+                            .filter(|s| s.replaces.as_ref().is_some_and(|(o, _)| o == &first.id))
+                            .map(|s| (s.replaces.as_ref().unwrap().1.clone(), s.at))
+                            .chain(std::iter::once((first.body.clone(), first.at)))
                             .find(|(body, _)| body.trim() == reply.trim());
-                        last.map(|(_, at)| (first.4, at))
+                        last.map(|(_, at)| (first.at, at))
                     })
             };
             if let Some(f) = found {

@@ -205,7 +205,7 @@ enum RemindersCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Add one: --at "2026-11-28 18:00" (local time, agent.timezone) or
+    /// Add one: --at "tomorrow at 9" or "2026-11-28 18:00" (local time, agent.timezone) or
     /// --every "0 8 * * MON-FRI" (cron: minute hour day month weekday).
     Add {
         text: String,
@@ -297,6 +297,14 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         runs: usize,
     },
+    /// Lateness of reminders due at the same minute, as the owner's client
+    /// receives them, against the running `hermit up`.
+    Reminders {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+    },
     /// Start-up cost of a sandboxed `true` against a plain fork+exec.
     Sandbox {
         #[arg(long)]
@@ -371,6 +379,9 @@ fn main() -> ExitCode {
         Command::Bench {
             command: BenchCommand::Matrix { json, runs },
         } => app::bench_matrix(&global, json, runs).map(|()| true),
+        Command::Bench {
+            command: BenchCommand::Reminders { json, count },
+        } => app::bench_reminders(&global, json, count).map(|()| true),
         Command::Bench {
             command: BenchCommand::Sandbox { json, runs },
         } => app::bench_sandbox(&global, json, runs).map(|()| true),

@@ -505,6 +505,21 @@ impl Reminders {
             ));
         }
         let conn = self.conn()?;
+        // The same reminder twice (a model that calls the tool again after
+        // its result; "in 3 days" read a few seconds apart): the first one
+        // stands.
+        let same: Option<i64> = conn
+            .query_row(
+                "SELECT id FROM reminders WHERE status = 'active' AND principal = ?1
+                   AND lower(text) = lower(?2) AND action = ?3 AND rule IS ?5
+                   AND (next_at IS ?4 OR abs(next_at - ?4) < 300000)",
+                params![principal, text, action, next_at, rule],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = same {
+            return Ok(self.get(&conn, id)?.expect("just found"));
+        }
         conn.execute(
             "INSERT INTO reminders (principal, room, text, kind, rule, tz, next_at, origin, created_at, action, grants)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -788,6 +803,14 @@ mod tests {
                 .is_err()
         );
         assert!(r.add_once("owner", None, " ", at, "UTC", None).is_err());
+        // Set twice: one reminder.
+        let a = r
+            .add_once("owner", None, "Stretch", at, "UTC", None)
+            .unwrap();
+        let b = r
+            .add_once("owner", None, "stretch", at, "UTC", None)
+            .unwrap();
+        assert_eq!(a.id, b.id);
         assert!(parse_local("2026-11-28 18:00", "Europe/Paris").is_ok());
         assert!(parse_local("tomorrow", "UTC").is_ok());
         assert!(

@@ -1197,3 +1197,178 @@ async fn reminders_arrive_on_time_and_after_downtime_once() {
     );
     drop(daemon);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn briefing_and_scheduled_tasks_run_on_time_and_the_idle_daemon_calls_no_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // Hermit's day is moved to 10:00 UTC, so that "today at 18:00" and the
+    // briefing's minute fall today whenever the test runs.
+    let utc = jiff::tz::TimeZone::UTC;
+    let base = jiff::Timestamp::now()
+        .to_zoned(utc.clone())
+        .start_of_day()
+        .unwrap()
+        .checked_add(jiff::Span::new().hours(10))
+        .unwrap();
+    let offset = base.timestamp().as_second() - jiff::Timestamp::now().as_second();
+    let offset_s = offset.to_string();
+    let env = [
+        ("HERMIT_AGENT__TIMEZONE", "UTC"),
+        ("HERMIT_CLOCK_OFFSET_SECONDS", offset_s.as_str()),
+    ];
+    let daemon = start_with_tools(&data, &env);
+    let hermit_now = || {
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(offset))
+            .unwrap()
+    };
+    let cli = |args: &[&str]| {
+        common::hermit()
+            .args(args)
+            .env("HERMIT_DATA", &data)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let model_calls = || {
+        let out = cli(&["status", "--json"]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["model_calls"].as_u64().expect("status gives model_calls")
+    };
+    let remind_in = |text: &str, secs: i64| {
+        let at = hermit_now()
+            .checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        let out = cli(&["reminders", "add", text, "--at", &at]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    };
+    let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
+    let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
+    let room = owner.client.create_dm(&bot).await.unwrap();
+    wait_joined(&room, &bot).await;
+    let bot_said = |needle: &'static str| {
+        let bot = bot.clone();
+        move |seen: &[Seen]| {
+            let n = seen
+                .iter()
+                .filter(|s| s.sender == bot && s.body.contains(needle) && s.replaces.is_none())
+                .count();
+            (n > 0).then_some(n)
+        }
+    };
+
+    // Idle: a reminder delivered and commands answered, no model call.
+    remind_in("stretch", 3);
+    owner
+        .wait_for("the reminder", bot_said("⏰ Reminder: stretch"))
+        .await;
+    let mut said = Vec::new();
+    for cmd in [
+        "!remind today at 18:00 call mum",
+        "!watch the parcel from Lyon",
+        "!reminders",
+    ] {
+        let e = send_text(&room, cmd).await;
+        said.push(wait_answered(&daemon, &e).await);
+    }
+    assert!(said[0].starts_with("I'll remind you on "), "{said:?}");
+    assert!(said[0].contains("at 18:00: call mum"), "{said:?}");
+    assert!(
+        said[1].starts_with("Watching: the parcel from Lyon"),
+        "{said:?}"
+    );
+    assert!(
+        said[2].contains("watching: the parcel from Lyon"),
+        "{said:?}"
+    );
+    assert_eq!(model_calls(), 0, "the idle daemon asked the model");
+
+    // The briefing at the next whole minute at least 30 s ahead.
+    let t = hermit_now()
+        .checked_add(jiff::SignedDuration::from_secs(90))
+        .unwrap()
+        .to_zoned(utc.clone());
+    let hm = t.strftime("%H:%M").to_string();
+    let e = send_text(&room, &format!("!briefing {hm}")).await;
+    let on = wait_answered(&daemon, &e).await;
+    assert!(on.starts_with("Morning briefing on"), "{on}");
+    assert!(on.contains(&hm), "{on}");
+
+    // Two tasks due in 2 seconds: one granted `write` when it was created,
+    // one not (it asks the owner, who denies).
+    for (file, grant) in [("granted.txt", Some("write")), ("asked.txt", None)] {
+        let mut args = serde_json::json!({
+            "prompt": format!("Create a file {file} containing the word hi."),
+            "when": "in 2 seconds",
+        });
+        if let Some(g) = grant {
+            args["grant"] = g.into();
+        }
+        let out = cli(&["tools", "run", "schedule_task", "--args", &args.to_string()]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        assert!(
+            common::stdout(&out).contains("Scheduled "),
+            "{}",
+            common::stdout(&out)
+        );
+    }
+    let request = approval_request(&owner, &bot, "asked.txt").await;
+    assert!(request.body.contains("scheduled task"), "{}", request.body);
+    send_text(&room, &format!("!deny {}", approval_code(&request.body))).await;
+    owner
+        .wait_for("both tasks' results", |seen: &[Seen]| {
+            bot_said("🗓️ Scheduled task")(seen).filter(|&n| n >= 2)
+        })
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(data.join("workspace/granted.txt"))
+            .unwrap_or_default()
+            .trim(),
+        "hi",
+        "the granted task wrote its file without asking"
+    );
+    assert!(!data.join("workspace/asked.txt").exists());
+    let seen = owner.seen.lock().unwrap().clone();
+    assert!(
+        !seen
+            .iter()
+            .any(|s| s.body.contains("Approval needed") && s.body.contains("granted.txt")),
+        "the granted task asked: {seen:?}"
+    );
+
+    // The briefing: the model's words, then the exact list.
+    let briefing = owner
+        .wait_for("the briefing", |seen: &[Seen]| {
+            seen.iter()
+                .find(|s| s.sender == bot && s.body.starts_with("☀️"))
+                .cloned()
+        })
+        .await;
+    let body = &briefing.body;
+    let (words, list) = body.split_once("\n---\n").expect("words, then the list");
+    assert!(
+        words.lines().skip(1).any(|l| l.trim().len() > 20),
+        "the model wrote nothing: {body}"
+    );
+    assert!(list.contains("- 18:00 call mum"), "{body}");
+    assert!(list.contains("the parcel from Lyon"), "{body}");
+    assert!(!list.contains("stretch"), "delivered and past: {body}");
+
+    // Idle again: the next reminder costs no model call.
+    let calls = model_calls();
+    assert!(
+        calls >= 3,
+        "the tasks and the briefing used the model: {calls}"
+    );
+    remind_in("drink water", 3);
+    owner
+        .wait_for("the second reminder", bot_said("⏰ Reminder: drink water"))
+        .await;
+    assert_eq!(model_calls(), calls, "an idle reminder asked the model");
+    drop(daemon);
+}

@@ -77,7 +77,8 @@ pub async fn run(mut backend: Backend) -> anyhow::Result<()> {
         if text.is_empty() {
             continue;
         }
-        if interactive && text == "/new" {
+        // Also from a script: one conversation per request.
+        if text == "/new" {
             match &mut backend {
                 Backend::Local { system_prompt, .. } => {
                     conversation = Some(Conversation::new(system_prompt.clone()));

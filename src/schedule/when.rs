@@ -60,6 +60,8 @@ const FILLER: &[&str] = &[
     "oclock",
     "from",
     "now",
+    "later",
+    "hence",
     "approximately",
     "exactly",
     "sharp",
@@ -207,15 +209,42 @@ pub fn parse(text: &str, now: &Zoned) -> Result<Zoned, String> {
         return Err(format!("no time given: {HELP}"));
     }
     // A full ISO date and time, as a model or a person may write it.
-    if let Some(dt) = raw
-        .contains(':')
-        .then(|| raw.replace(' ', "T").parse::<jiff::civil::DateTime>().ok())
-        .flatten()
-    {
+    if let Some(dt) = iso(raw) {
         return dt
             .to_zoned(now.time_zone().clone())
             .map_err(|e| e.to_string());
     }
+    resolve(parts(raw)?, now, raw)
+}
+
+fn iso(raw: &str) -> Option<jiff::civil::DateTime> {
+    raw.contains(':')
+        .then(|| raw.replace(' ', "T").parse::<jiff::civil::DateTime>().ok())
+        .flatten()
+}
+
+/// Whether `text` is a time that names a day ("on Monday", "tonight",
+/// "tomorrow", "28 November"), not just an hour or a part of the day
+/// ("at 9", "lunch"): words a model may leave at the end of a reminder's
+/// text.
+pub fn names_a_day(text: &str) -> bool {
+    let raw = text.trim();
+    if raw.is_empty() {
+        return false;
+    }
+    if iso(raw).is_some() {
+        return true;
+    }
+    parts(raw).is_ok_and(|p| {
+        p.date.is_some()
+            || p.yearless.is_some()
+            || p.weekday.is_some()
+            || p.monthday.is_some()
+            || p.days_ahead.is_some()
+    })
+}
+
+fn parts(raw: &str) -> Result<Parsed, String> {
     let lower = raw.to_lowercase().replace(['’', '`'], "'");
     // "6 pm" → "6pm", "9 a.m." → "9am".
     let lower = lower.replace("a.m.", "am").replace("p.m.", "pm");
@@ -254,11 +283,24 @@ pub fn parse(text: &str, now: &Zoned) -> Result<Zoned, String> {
         let next = words.get(i + 1).map(String::as_str);
         match w {
             _ if FILLER.contains(&w) => {}
-            "in" | "within" | "after" => {
+            // "in 2 hours", and "2 hours" or "3 days from now" as models
+            // write them.
+            _ if matches!(w, "in" | "within" | "after")
+                || (w == "half" && words.get(i + 2).is_some_and(|u| u.starts_with("hour")))
+                || (number(w).is_some()
+                    && next.is_some_and(|n| {
+                        let u = n.trim_end_matches('s');
+                        matches!(
+                            u,
+                            "second" | "sec" | "minute" | "min" | "hour" | "hr" | "day" | "week"
+                        )
+                    })) =>
+            {
+                let skip = usize::from(matches!(w, "in" | "within" | "after"));
                 // "in 2 hours", "in an hour and a half", "in half an hour",
                 // "in 3 days", "in a week".
                 let mut span = Span::new();
-                let mut j = i + 1;
+                let mut j = i + skip;
                 let mut any = false;
                 while let Some(first) = words.get(j) {
                     if first == "a"
@@ -288,6 +330,7 @@ pub fn parse(text: &str, now: &Zoned) -> Result<Zoned, String> {
                         let Some(unit) = words.get(k) else { break };
                         let u = unit.trim_end_matches('s');
                         span = match u {
+                            "second" | "sec" | "s" => span.seconds(span.get_seconds() + n),
                             "minute" | "min" | "mn" | "m" => span.minutes(span.get_minutes() + n),
                             "hour" | "hr" | "h" => span.hours(span.get_hours() as i64 + n),
                             "day" => span.days(span.get_days() as i64 + n),
@@ -412,7 +455,7 @@ pub fn parse(text: &str, now: &Zoned) -> Result<Zoned, String> {
         }
         i += 1;
     }
-    resolve(p, now, raw)
+    Ok(p)
 }
 
 fn resolve(p: Parsed, now: &Zoned, raw: &str) -> Result<Zoned, String> {
@@ -537,11 +580,16 @@ mod tests {
             ("in two hours", "Wed 2026-11-25 21:40"),
             ("in 2 hours", "Wed 2026-11-25 21:40"),
             ("in 10 minutes", "Wed 2026-11-25 19:50"),
+            ("in 90 seconds", "Wed 2026-11-25 19:41"),
             ("in half an hour", "Wed 2026-11-25 20:10"),
+            ("half an hour", "Wed 2026-11-25 20:10"),
             ("in an hour and a half", "Wed 2026-11-25 21:10"),
             ("in 1 hour and 15 minutes", "Wed 2026-11-25 20:55"),
             ("in a couple of hours", "Wed 2026-11-25 21:40"),
             ("in 3 days", "Sat 2026-11-28 19:40"),
+            ("3 days from now", "Sat 2026-11-28 19:40"),
+            ("2 hours", "Wed 2026-11-25 21:40"),
+            ("30 minutes later", "Wed 2026-11-25 20:10"),
             ("in a week", "Wed 2026-12-02 19:40"),
             ("in 2 days at 8am", "Fri 2026-11-27 08:00"),
             ("next Friday evening", "Fri 2026-11-27 18:00"),

@@ -20,7 +20,7 @@ impl Tool for Remind {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "remind",
-            description: "Set a one-off reminder. `at` is the time as the user said it (\"tomorrow at 9\", \"in two hours\", \"next Friday evening\", \"28 November 18:00\"): Hermit works out the date.",
+            description: "Set a one-off reminder. `at`: all the words of the request that say when, exactly as written (\"tonight at 8\", \"on Monday at 10am\", \"the day after tomorrow at 7:30\", \"in two hours\"): Hermit works out the date. `text`: what to do, without the time.",
             parameters: json!({
                 "type": "object",
                 "properties": {
@@ -48,13 +48,17 @@ impl Tool for Remind {
         meta: &CallMeta,
     ) -> Result<ToolOutput, ToolError> {
         let failed = |e: String| ToolError::failed("remind", e);
-        let at =
-            parse_local(arg_str(args, "at").unwrap_or_default(), &ctx.timezone).map_err(failed)?;
+        let (text, at) = when_in_text(
+            arg_str(args, "text").unwrap_or_default(),
+            arg_str(args, "at").unwrap_or_default(),
+            &ctx.timezone,
+        )
+        .map_err(failed)?;
         let r = store(ctx, "remind")?
             .add_once(
                 meta.principal_key(),
                 meta.room().as_deref(),
-                arg_str(args, "text").unwrap_or_default(),
+                &text,
                 at,
                 &ctx.timezone,
                 meta.taint.as_deref(),
@@ -76,13 +80,33 @@ impl Tool for Remind {
     }
 }
 
+/// The time of a reminder, with the day words a model left at the end of
+/// its text: `text` "Take the bins out tonight", `at` "8" is tonight at
+/// 20:00, and the text "Take the bins out". Only when the words at the end
+/// read as a time on their own and together with `at`.
+fn when_in_text(text: &str, at: &str, tz: &str) -> Result<(String, jiff::Timestamp), String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    for k in (1..=words.len().saturating_sub(1).min(5)).rev() {
+        let tail = words[words.len() - k..]
+            .join(" ")
+            .trim_end_matches(['.', '!', ','])
+            .to_string();
+        if crate::schedule::when::names_a_day(&tail)
+            && let Ok(t) = parse_local(&format!("{tail} {at}"), tz)
+        {
+            return Ok((words[..words.len() - k].join(" "), t));
+        }
+    }
+    Ok((text.to_string(), parse_local(at, tz)?))
+}
+
 pub struct Schedule;
 
 impl Tool for Schedule {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "schedule",
-            description: "Set a recurring reminder, as a cron rule in the user's timezone: minute hour day-of-month month day-of-week. Every weekday at 8: \"0 8 * * MON-FRI\"; the first Monday of each month at 9: \"0 9 * * MON#1\"; every day at 7:30: \"30 7 * * *\".",
+            description: "Only for a reminder that repeats (\"every ...\"): a cron rule in the user's timezone: minute hour day-of-month month day-of-week. Every weekday at 8: \"0 8 * * MON-FRI\"; the first Monday of each month at 9: \"0 9 * * MON#1\"; every day at 7:30: \"30 7 * * *\".",
             parameters: json!({
                 "type": "object",
                 "properties": {
@@ -322,5 +346,41 @@ impl Tool for Cancel {
 
     fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_words_left_in_the_text_join_the_time() {
+        let local = |t: jiff::Timestamp| {
+            t.to_zoned(jiff::tz::TimeZone::UTC)
+                .strftime("%H:%M")
+                .to_string()
+        };
+        let (text, t) = when_in_text("Take the bins out tonight", "8", "UTC").unwrap();
+        assert_eq!(
+            (text.as_str(), local(t).as_str()),
+            ("Take the bins out", "20:00")
+        );
+        let (text, t) = when_in_text("Book the garage on Monday", "10am", "UTC").unwrap();
+        assert_eq!(text, "Book the garage");
+        let monday = t.to_zoned(jiff::tz::TimeZone::UTC);
+        assert_eq!(monday.weekday(), jiff::civil::Weekday::Monday);
+        assert_eq!(local(t), "10:00");
+        // Nothing to join: the text stays whole.
+        let (text, t) = when_in_text("Call mum at 6", "tomorrow at 6pm", "UTC").unwrap();
+        assert_eq!(
+            (text.as_str(), local(t).as_str()),
+            ("Call mum at 6", "18:00")
+        );
+        let (text, _) = when_in_text("Renew the passport", "in 3 days", "UTC").unwrap();
+        assert_eq!(text, "Renew the passport");
+        assert!(when_in_text("Call mum", "whenever", "UTC").is_err());
+        // A part of the day is not a day: "lunch" stays in the text.
+        let (text, t) = when_in_text("Eat lunch", "noon", "UTC").unwrap();
+        assert_eq!((text.as_str(), local(t).as_str()), ("Eat lunch", "12:00"));
     }
 }
