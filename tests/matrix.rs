@@ -1350,6 +1350,7 @@ async fn briefing_and_scheduled_tasks_run_on_time_and_the_idle_daemon_calls_no_m
         })
         .await;
     let body = &briefing.body;
+    eprintln!("the briefing:\n{body}");
     let (words, list) = body.split_once("\n---\n").expect("words, then the list");
     assert!(
         words.lines().skip(1).any(|l| l.trim().len() > 20),

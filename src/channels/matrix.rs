@@ -853,13 +853,18 @@ impl Bot {
     }
 
     /// The room of a scheduled occurrence: its own, else where its person
-    /// last wrote to the bot.
-    fn room_of_due(&self, d: &crate::reminders::Due) -> Option<Room> {
-        d.room
+    /// last wrote to the bot, else (the owner's) the owner's direct chat.
+    async fn room_of_due(&self, d: &crate::reminders::Due) -> Option<Room> {
+        let room = d
+            .room
             .as_deref()
             .and_then(|r| OwnedRoomId::try_from(r).ok())
             .or_else(|| self.room_for(&d.principal))
-            .and_then(|id| self.client.get_room(&id))
+            .and_then(|id| self.client.get_room(&id));
+        match room {
+            None if d.principal == "owner" => self.owner_dm().await,
+            room => room,
+        }
     }
 
     /// The principal a schedule belongs to, if still allowed.
@@ -959,7 +964,7 @@ impl Bot {
             }
         };
         let text = format!("{late}{text}");
-        let sent = match self.room_of_due(&d) {
+        let sent = match self.room_of_due(&d).await {
             None => {
                 tracing::warn!(principal = %d.principal, "briefing: no room to send it to yet");
                 None
@@ -1002,7 +1007,7 @@ impl Bot {
     /// set after untrusted text runs tainted: every effect beyond reading
     /// asks, whatever was granted.
     async fn run_task(self: Arc<Self>, d: crate::reminders::Due) {
-        let Some(room) = self.room_of_due(&d) else {
+        let Some(room) = self.room_of_due(&d).await else {
             tracing::warn!(task = d.reminder, principal = %d.principal, "task: no room to run it in; skipped");
             return;
         };
@@ -1130,12 +1135,7 @@ impl Bot {
         reminders: &crate::reminders::Reminders,
         d: &crate::reminders::Due,
     ) -> bool {
-        let room_id = d
-            .room
-            .as_deref()
-            .and_then(|r| OwnedRoomId::try_from(r).ok())
-            .or_else(|| self.room_for(&d.principal));
-        let Some(room) = room_id.and_then(|id| self.client.get_room(&id)) else {
+        let Some(room) = self.room_of_due(d).await else {
             tracing::warn!(reminder = d.reminder, principal = %d.principal, "reminder: no room to deliver to yet (the person has not written to the bot)");
             return false;
         };
