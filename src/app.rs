@@ -1805,7 +1805,21 @@ pub fn reminders_list(global: &Global, all: bool, json: bool) -> anyhow::Result<
             } else {
                 format!(" ({})", r.status)
             };
-            println!("{:>4}  {}{who}{status}\n      {}", r.id, r.text, r.when());
+            let what = match r.action.as_str() {
+                "task" => format!("task: {}", r.text),
+                "watch" => format!("watching: {}", r.text),
+                _ => r.text.clone(),
+            };
+            let granted = r
+                .grants
+                .as_deref()
+                .map(|g| format!(" (granted: {g})"))
+                .unwrap_or_default();
+            println!(
+                "{:>4}  {what}{who}{status}\n      {}{granted}",
+                r.id,
+                r.when()
+            );
         }
     }
     Ok(())

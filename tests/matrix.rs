@@ -686,6 +686,18 @@ fn a_non_loopback_homeserver_without_tls_is_refused() {
     );
 }
 
+/// How many messages (not edits) of the bot contain `needle`, if any.
+fn bot_said(bot: &UserId, needle: &'static str) -> impl Fn(&[Seen]) -> Option<usize> {
+    let bot = bot.to_owned();
+    move |seen: &[Seen]| {
+        let n = seen
+            .iter()
+            .filter(|s| s.sender == bot && s.body.contains(needle) && s.replaces.is_none())
+            .count();
+        (n > 0).then_some(n)
+    }
+}
+
 /// The text after `code \`` in an approval request.
 fn approval_code(body: &str) -> String {
     let start = body.find("code `").expect("the request shows a code") + 6;
@@ -1127,16 +1139,7 @@ async fn reminders_arrive_on_time_and_after_downtime_once() {
         assert!(out.status.success(), "{}", common::stderr(&out));
     };
     add("call mum", 3);
-    let bot_said = |needle: &'static str| {
-        let bot = bot.clone();
-        move |seen: &[Seen]| {
-            let n = seen
-                .iter()
-                .filter(|s| s.sender == bot && s.body.contains(needle) && s.replaces.is_none())
-                .count();
-            (n > 0).then_some(n)
-        }
-    };
+    let bot_said = |needle: &'static str| bot_said(&bot, needle);
     owner
         .wait_for("the reminder", bot_said("⏰ Reminder: call mum"))
         .await;
@@ -1251,16 +1254,7 @@ async fn briefing_and_scheduled_tasks_run_on_time_and_the_idle_daemon_calls_no_m
     let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
     let room = owner.client.create_dm(&bot).await.unwrap();
     wait_joined(&room, &bot).await;
-    let bot_said = |needle: &'static str| {
-        let bot = bot.clone();
-        move |seen: &[Seen]| {
-            let n = seen
-                .iter()
-                .filter(|s| s.sender == bot && s.body.contains(needle) && s.replaces.is_none())
-                .count();
-            (n > 0).then_some(n)
-        }
-    };
+    let bot_said = |needle: &'static str| bot_said(&bot, needle);
 
     // Idle: a reminder delivered and commands answered, no model call.
     remind_in("stretch", 3);

@@ -111,11 +111,12 @@ fn the_model_sets_reminders_from_everyday_phrasings() {
         "natural-language times: {right}/{} right in {elapsed} s\n{report}",
         PHRASINGS.len()
     );
-    // The figure is recorded in the issue; the test holds the line at 12
-    // of 16 (a model that stops calling the tool, or a parser that
-    // resolves days wrongly, falls well below).
+    // 15 of 16 on this machine (greedy decoding; "on Saturday morning"
+    // loses its day). The test holds the line at 13: a model that stops
+    // calling the tool, or a parser that resolves days wrongly, falls well
+    // below (3 of 16 before the parser took the words as said).
     assert!(
-        right >= 12,
+        right >= 13,
         "{right}/{} right:\n{report}\n{}",
         PHRASINGS.len(),
         stdout(&out)
