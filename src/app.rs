@@ -137,7 +137,7 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn registry(config: &Config) -> Registry {
+pub(crate) fn registry(config: &Config) -> Registry {
     Registry::builtin(config.models_dir())
 }
 
@@ -1136,6 +1136,37 @@ fn bench_against_daemon(
         Ok(())
     })?;
     Ok((config, password, rt))
+}
+
+/// `hermit transcribe FILE [--json]`: the speech worker on one file.
+pub fn transcribe(global: &Global, file: &Path, json: bool) -> anyhow::Result<bool> {
+    let config = global.load_config()?;
+    let settings = crate::voice::VoiceSettings::from_config(&config)?;
+    let file =
+        std::fs::canonicalize(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let voice = crate::voice::Voice::new(settings);
+    let rt = runtime()?;
+    match rt.block_on(voice.transcribe(&file)) {
+        Ok(t) => {
+            if json {
+                println!("{}", serde_json::to_string(&t)?);
+            } else {
+                println!("{}", t.text);
+                eprintln!(
+                    "({} s of audio, language {}, transcribed in {:.1} s)",
+                    t.audio_seconds.round(),
+                    t.language,
+                    t.transcribe_ms as f64 / 1000.0
+                );
+            }
+            Ok(true)
+        }
+        Err(crate::voice::VoiceError::Audio(why)) => {
+            eprintln!("{}: {why}", file.display());
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `hermit bench reminders [--count N]`.

@@ -43,6 +43,40 @@ pub struct Config {
     pub matrix: MatrixConfig,
     pub policy: crate::trust::policy::PolicyConfig,
     pub memory: MemoryConfig,
+    pub voice: VoiceConfig,
+}
+
+/// `[voice]`: voice notes, transcribed on the box by `hermit-stt`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoiceConfig {
+    /// Transcribe voice messages (else they get a polite refusal).
+    pub enabled: bool,
+    /// The speech model (models.toml, role "speech").
+    pub model: String,
+    /// "auto" (detected, with a multilingual model) or a language code.
+    pub language: String,
+    /// Threads of the worker; 0: the physical cores.
+    pub threads: u32,
+    /// Longer or larger audio is refused with a message, never cut.
+    pub max_seconds: u32,
+    pub max_mb: u32,
+    /// Longest a transcription may take before the worker is restarted.
+    pub timeout_seconds: u64,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model: "whisper-base".into(),
+            language: "auto".into(),
+            threads: 0,
+            max_seconds: 600,
+            max_mb: 25,
+            timeout_seconds: 300,
+        }
+    }
 }
 
 /// `[memory]`: what Hermit keeps and recalls.

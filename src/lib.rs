@@ -47,3 +47,4 @@ pub mod schedule;
 pub mod secrets;
 pub mod tools;
 pub mod trust;
+pub mod voice;

@@ -53,6 +53,15 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Transcribe an audio file (Ogg/Opus, WAV, FLAC, MP3, M4A) with the
+    /// speech worker, as voice notes are.
+    Transcribe {
+        file: PathBuf,
+        /// One JSON object: the text, the detected language, the segments
+        /// with their timestamps.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the build, this machine, the sandbox, the configuration and the model.
     Doctor {
         /// One JSON object on stdout.
@@ -394,6 +403,7 @@ fn main() -> ExitCode {
                 },
         } => app::bench_memory(&global, json, messages, dir.as_deref()).map(|()| true),
         Command::Doctor { json } => app::doctor(&global, json),
+        Command::Transcribe { file, json } => app::transcribe(&global, &file, json),
         Command::Tools { command } => match command {
             ToolsCommand::List { json } => app::tools_list(&global, json).map(|()| true),
             ToolsCommand::Run { name, args } => app::tools_run(&global, &name, &args),

@@ -229,6 +229,13 @@ impl Registry {
     /// The directory of an embeddings model whose files (the model and
     /// its companions, `part_of`) are all present and verified.
     pub fn resolve_embeddings(&self, name: &str) -> Result<PathBuf, ModelError> {
+        let path = self.resolve_file(name)?;
+        Ok(path.parent().map(Path::to_path_buf).unwrap_or(path))
+    }
+
+    /// The file of a model (a speech model) that is present and verified,
+    /// with its companions.
+    pub fn resolve_file(&self, name: &str) -> Result<PathBuf, ModelError> {
         let entry = self.get(name).ok_or_else(|| ModelError::Unknown {
             name: name.into(),
             known: self.known(),
@@ -249,8 +256,7 @@ impl Registry {
             }
             verify(m, &path, false)?;
         }
-        let path = self.path_of(entry);
-        Ok(path.parent().map(Path::to_path_buf).unwrap_or(path))
+        Ok(self.path_of(entry))
     }
 
     /// The status of every model, hashing where there is no current stamp.

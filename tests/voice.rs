@@ -1,0 +1,175 @@
+//! Voice: the speech worker is a binary of its own (whisper.cpp and
+//! llama.cpp never meet), and `hermit transcribe` hears real speech
+//! synthesised by espeak-ng and encoded to Ogg/Opus by opusenc.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{DataDir, stderr, stdout};
+
+fn stt_binary() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_hermit")).with_file_name("hermit-stt")
+}
+
+/// The defined symbols of a binary.
+fn symbols(bin: &Path) -> String {
+    let out = Command::new("nm")
+        .args(["--defined-only", "-j"])
+        .arg(bin)
+        .output()
+        .expect("nm runs");
+    assert!(
+        out.status.success(),
+        "nm {}: {}",
+        bin.display(),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+#[test]
+fn whisper_and_llama_live_in_different_binaries() {
+    let hermit = symbols(Path::new(env!("CARGO_BIN_EXE_hermit")));
+    let stt = symbols(&stt_binary());
+    let has = |syms: &str, name: &str| syms.lines().any(|l| l.trim() == name);
+    assert!(has(&hermit, "llama_decode"), "hermit links llama.cpp");
+    assert!(
+        !has(&hermit, "whisper_full_with_state"),
+        "hermit must not link whisper.cpp"
+    );
+    assert!(
+        !hermit.lines().any(|l| l.starts_with("whisper_")),
+        "no whisper symbol in hermit"
+    );
+    assert!(
+        has(&stt, "whisper_full_with_state"),
+        "hermit-stt links whisper.cpp"
+    );
+    assert!(
+        !has(&stt, "llama_decode"),
+        "hermit-stt must not link llama.cpp"
+    );
+    assert!(
+        !stt.lines().any(|l| l.starts_with("llama_")),
+        "no llama symbol in hermit-stt"
+    );
+}
+
+/// Words an espeak-ng voice says, as Ogg/Opus.
+fn speech(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let wav = dir.join(format!("{name}.wav"));
+    let ogg = dir.join(format!("{name}.ogg"));
+    let out = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .output()
+        .expect("espeak-ng (scripts/setup installs it)");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = Command::new("opusenc")
+        .args(["--quiet", "--bitrate", "24"])
+        .arg(&wav)
+        .arg(&ogg)
+        .output()
+        .expect("opusenc (scripts/setup installs opus-tools)");
+    assert!(out.status.success(), "{}", stderr(&out));
+    ogg
+}
+
+/// Word error rate: word-level edit distance over the reference's length.
+fn wer(reference: &str, heard: &str) -> f64 {
+    let norm = |s: &str| -> Vec<String> {
+        s.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric() && c != '\'')
+            .filter(|w| !w.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let (r, h) = (norm(reference), norm(heard));
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut cur = vec![i + 1; h.len() + 1];
+        for (j, hw) in h.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(rw != hw))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[h.len()] as f64 / r.len().max(1) as f64
+}
+
+const SENTENCE: &str =
+    "Please remind me to water the plants tomorrow morning before I leave for work.";
+
+#[test]
+fn hermit_transcribe_hears_synthesised_speech() {
+    common::model_file("ggml-base.bin");
+    let d = DataDir::new();
+    let dir = d.root.path();
+    let ogg = speech(dir, "voice", SENTENCE);
+    let out = d.run(&["transcribe", ogg.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let t: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = t["text"].as_str().unwrap();
+    let w = wer(SENTENCE, text);
+    eprintln!("heard {text:?} (WER {w:.2}, language {})", t["language"]);
+    assert!(w <= 0.3, "WER {w:.2}: {text:?}");
+    assert_eq!(t["language"], "en", "detected by the multilingual model");
+    let segments = t["segments"].as_array().unwrap();
+    assert!(!segments.is_empty());
+    let audio = t["audio_seconds"].as_f64().unwrap();
+    assert!(audio > 2.0 && audio < 10.0, "{audio}");
+    assert!(segments.last().unwrap()["end"].as_f64().unwrap() <= audio + 1.0);
+    // The plain form prints the same text.
+    let out = d.run(&["transcribe", ogg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), text);
+}
+
+#[test]
+fn bad_audio_is_refused_in_words() {
+    common::model_file("ggml-base.bin");
+    let d = DataDir::new();
+    let dir = d.root.path();
+    let ogg = speech(dir, "voice", "Hello there.");
+    let full = std::fs::read(&ogg).unwrap();
+    let cases: [(&str, Vec<u8>, &[&str]); 4] = [
+        (
+            "truncated.ogg",
+            full[..full.len() / 2].to_vec(),
+            &["truncated"],
+        ),
+        (
+            "notes.ogg",
+            b"just some text, claiming to be audio/ogg".to_vec(),
+            &["not audio"],
+        ),
+        ("empty.ogg", Vec::new(), &["empty"]),
+        // Noise named .mp3: no format found, or frames that decode to nothing.
+        (
+            "random.mp3",
+            (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect(),
+            &["not audio", "no audio", "damaged"],
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let out = d.run(&["transcribe", p.to_str().unwrap()]);
+        assert!(!out.status.success(), "{name} was accepted");
+        let err = stderr(&out);
+        assert!(want.iter().any(|w| err.contains(w)), "{name}: {err}");
+    }
+    // Over the limit: refused, not cut.
+    let out = d
+        .cmd()
+        .args(["transcribe", ogg.to_str().unwrap()])
+        .env("HERMIT_VOICE__MAX_SECONDS", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("too long"), "{}", stderr(&out));
+}
