@@ -100,6 +100,9 @@ pub struct Bot {
 /// Longest sleep of the reminder loop, in ms.
 const POLL_MS: i64 = 5_000;
 
+/// Reminders sent at once when several are due together.
+const SENDS_AT_ONCE: usize = 8;
+
 const HELP: &str = "I am Hermit, a private assistant running on your own box. \
 Write to me in plain words. Commands:\n\n\
 - `!help`: this message\n\
@@ -811,6 +814,7 @@ impl Bot {
                     Err(_) => return,
                 };
             let mut failed = false;
+            let mut plain = Vec::new();
             for d in due {
                 match d.action.as_str() {
                     // A task acts: it runs at most once, so its occurrence
@@ -831,8 +835,25 @@ impl Bot {
                             tokio::spawn(self.clone().run_briefing(reminders.clone(), d));
                         }
                     }
-                    _ => failed |= !self.deliver(&reminders, &d).await,
+                    _ => plain.push(d),
                 }
+            }
+            // Reminders due together are sent side by side, a few at a
+            // time (each send is an encryption and a round trip).
+            let mut sending = tokio::task::JoinSet::new();
+            let slots = Arc::new(tokio::sync::Semaphore::new(SENDS_AT_ONCE));
+            for d in plain {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let (bot, r) = (self.clone(), reminders.clone());
+                sending.spawn(async move {
+                    let _slot = slot;
+                    bot.deliver(&r, &d).await
+                });
+            }
+            while let Some(sent) = sending.join_next().await {
+                failed |= !sent.unwrap_or(false);
             }
             if failed {
                 // Retried (same transaction ID: sent once) after a pause.
