@@ -157,7 +157,13 @@ impl Voice {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                fail("not found; `cargo build --release` builds it beside hermit (the workspace's default members)".into())
+            } else {
+                fail(e.to_string())
+            }
+        })?;
         let stdin = child.stdin.take().ok_or_else(|| fail("no stdin".into()))?;
         let mut stdout = BufReader::new(
             child
