@@ -1078,6 +1078,12 @@ pub fn up(global: &Global) -> anyhow::Result<()> {
         let agent = std::sync::Arc::new(agent);
         let settings = crate::channels::matrix::BotSettings::from_config(&config);
         let bot = crate::channels::matrix::Bot::connect(settings, &secrets, agent.clone(), trust.clone()).await?;
+        if config.voice.enabled {
+            match crate::voice::VoiceSettings::from_config(&config) {
+                Ok(v) => bot.set_voice(std::sync::Arc::new(crate::voice::Voice::new(v))),
+                Err(e) => tracing::warn!(error = %e, "voice messages are off"),
+            }
+        }
         let control = crate::control::Server::bind(&data, agent.clone(), bot.clone(), url.clone())?;
         tracing::info!(
             bot = %accounts.bot_id,

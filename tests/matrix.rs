@@ -1367,3 +1367,94 @@ async fn briefing_and_scheduled_tasks_run_on_time_and_the_idle_daemon_calls_no_m
     assert_eq!(model_calls(), calls, "an idle reminder asked the model");
     drop(daemon);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voice_message_is_transcribed_quoted_kept_and_answered() {
+    common::model_file("ggml-base.bin");
+    common::model_file(common::SMALL_MODEL_FILE);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let daemon = Daemon::start_with(&data, free_port(), &[]);
+    let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
+    let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
+    let room = owner.client.create_dm(&bot).await.unwrap();
+    wait_joined(&room, &bot).await;
+    assert!(
+        room.latest_encryption_state().await.unwrap().is_encrypted(),
+        "the direct chat is encrypted"
+    );
+    let ogg = common::speech(tmp.path(), "voice", common::SENTENCE);
+    let send_voice = |bytes: Vec<u8>| {
+        let room = room.clone();
+        async move {
+            use matrix_sdk::attachment::{AttachmentConfig, AttachmentInfo, BaseAudioInfo};
+            let mime: mime::Mime = "audio/ogg".parse().unwrap();
+            let info = AttachmentInfo::Voice(BaseAudioInfo {
+                duration: Some(Duration::from_secs(5)),
+                size: None,
+                waveform: None,
+            });
+            room.send_attachment(
+                "voice.ogg",
+                &mime,
+                bytes,
+                AttachmentConfig::new().info(info),
+            )
+            .await
+            .expect("voice message sent")
+            .event_id
+        }
+    };
+    let voice = send_voice(std::fs::read(&ogg).unwrap()).await;
+    let heard = owner
+        .wait_for("the transcript", |seen: &[Seen]| {
+            seen.iter()
+                .find(|s| s.sender == bot && s.body.starts_with("🎙️ I heard:"))
+                .cloned()
+        })
+        .await;
+    assert!(heard.encrypted, "the transcript is sent encrypted");
+    let text: String = heard
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("> "))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let w = common::wer(common::SENTENCE, &text);
+    eprintln!("heard {text:?} (WER {w:.2})");
+    assert!(w <= 0.3, "WER {w:.2}: {text:?}");
+    // Then answered like text.
+    let answer = wait_answered(&daemon, &voice).await;
+    assert!(!answer.trim().is_empty());
+    // Kept: the transcript with the message, the journal in words.
+    let db = hermit::db::open(&data.join("hermit.db")).unwrap();
+    let (body, language): (String, String) = db
+        .query_row(
+            "SELECT body, language FROM transcripts WHERE event_id = ?1",
+            [voice.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(body, text);
+    assert_eq!(language, "en");
+    let journal: String = db
+        .query_row(
+            "SELECT body FROM matrix_events WHERE event_id = ?1",
+            [voice.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(journal, text);
+
+    // Something claiming to be audio/ogg that is not: a clear reply, and
+    // the daemon goes on.
+    let fake = send_voice(b"this is a text file, not a voice message".to_vec()).await;
+    let said = wait_answered(&daemon, &fake).await;
+    assert!(
+        said.starts_with("I could not listen to that voice message: this is not audio"),
+        "{said}"
+    );
+    let after = send_text(&room, "!help").await;
+    assert!(wait_answered(&daemon, &after).await.contains("Hermit"));
+    drop(daemon);
+}

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{DataDir, stderr, stdout};
+use common::{DataDir, SENTENCE, stderr, stdout};
 
 fn stt_binary() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_hermit")).with_file_name("hermit-stt")
@@ -57,64 +57,17 @@ fn whisper_and_llama_live_in_different_binaries() {
     );
 }
 
-/// Words an espeak-ng voice says, as Ogg/Opus.
-fn speech(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let wav = dir.join(format!("{name}.wav"));
-    let ogg = dir.join(format!("{name}.ogg"));
-    let out = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .output()
-        .expect("espeak-ng (scripts/setup installs it)");
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = Command::new("opusenc")
-        .args(["--quiet", "--bitrate", "24"])
-        .arg(&wav)
-        .arg(&ogg)
-        .output()
-        .expect("opusenc (scripts/setup installs opus-tools)");
-    assert!(out.status.success(), "{}", stderr(&out));
-    ogg
-}
-
-/// Word error rate: word-level edit distance over the reference's length.
-fn wer(reference: &str, heard: &str) -> f64 {
-    let norm = |s: &str| -> Vec<String> {
-        s.to_lowercase()
-            .split(|c: char| !c.is_alphanumeric() && c != '\'')
-            .filter(|w| !w.is_empty())
-            .map(String::from)
-            .collect()
-    };
-    let (r, h) = (norm(reference), norm(heard));
-    let mut prev: Vec<usize> = (0..=h.len()).collect();
-    for (i, rw) in r.iter().enumerate() {
-        let mut cur = vec![i + 1; h.len() + 1];
-        for (j, hw) in h.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(rw != hw))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[h.len()] as f64 / r.len().max(1) as f64
-}
-
-const SENTENCE: &str =
-    "Please remind me to water the plants tomorrow morning before I leave for work.";
-
 #[test]
 fn hermit_transcribe_hears_synthesised_speech() {
     common::model_file("ggml-base.bin");
     let d = DataDir::new();
     let dir = d.root.path();
-    let ogg = speech(dir, "voice", SENTENCE);
+    let ogg = common::speech(dir, "voice", SENTENCE);
     let out = d.run(&["transcribe", ogg.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let t: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = t["text"].as_str().unwrap();
-    let w = wer(SENTENCE, text);
+    let w = common::wer(SENTENCE, text);
     eprintln!("heard {text:?} (WER {w:.2}, language {})", t["language"]);
     assert!(w <= 0.3, "WER {w:.2}: {text:?}");
     assert_eq!(t["language"], "en", "detected by the multilingual model");
@@ -134,7 +87,7 @@ fn bad_audio_is_refused_in_words() {
     common::model_file("ggml-base.bin");
     let d = DataDir::new();
     let dir = d.root.path();
-    let ogg = speech(dir, "voice", "Hello there.");
+    let ogg = common::speech(dir, "voice", "Hello there.");
     let full = std::fs::read(&ogg).unwrap();
     let cases: [(&str, Vec<u8>, &[&str]); 4] = [
         (

@@ -95,6 +95,8 @@ pub struct Bot {
     started: Instant,
     /// Briefings being written: (reminder, due_at).
     jobs: Mutex<std::collections::HashSet<(i64, i64)>>,
+    /// The speech worker, when voice is on and its model present.
+    voice: std::sync::OnceLock<Arc<crate::voice::Voice>>,
 }
 
 /// Longest sleep of the reminder loop, in ms.
@@ -214,7 +216,13 @@ impl Bot {
             rooms: Mutex::new(HashMap::new()),
             started: Instant::now(),
             jobs: Mutex::new(Default::default()),
+            voice: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Voice messages are transcribed by `voice` from now on.
+    pub fn set_voice(&self, voice: Arc<crate::voice::Voice>) {
+        let _ = self.voice.set(voice);
     }
 
     pub fn client(&self) -> &Client {
@@ -519,6 +527,11 @@ impl Bot {
             MessageType::Text(t) => t.body.clone(),
             MessageType::Notice(t) => t.body.clone(),
             MessageType::Emote(t) => t.body.clone(),
+            // A voice message (or any audio): transcribed when answered.
+            MessageType::Audio(a) => format!(
+                "\u{0}audio:{}",
+                serde_json::to_string(a).unwrap_or_default()
+            ),
             other => format!("\u{0}unsupported:{}", other.msgtype()),
         };
         let direct = is_direct(room).await;
@@ -886,6 +899,114 @@ impl Bot {
             None if d.principal == "owner" => self.owner_dm().await,
             room => room,
         }
+    }
+
+    /// A voice message: downloaded (decrypted in encrypted rooms),
+    /// transcribed by the speech worker, the transcript quoted back and
+    /// kept (hermit.db `transcripts`, and the journal's body, so a restart
+    /// rebuilds the conversation from words). `Err`: what to tell the
+    /// person instead.
+    async fn hear(
+        &self,
+        room: &Room,
+        event_id: &OwnedEventId,
+        sender: &str,
+        json: &str,
+    ) -> Result<String, String> {
+        use matrix_sdk::media::{MediaFormat, MediaRequestParameters};
+        let content: matrix_sdk::ruma::events::room::message::AudioMessageEventContent =
+            serde_json::from_str(json).map_err(|e| {
+                tracing::warn!(event = %event_id, error = %e, "a malformed audio message");
+                "That audio message is malformed; I cannot play it.".to_string()
+            })?;
+        let Some(voice) = self.voice.get() else {
+            return Err("I cannot listen to voice messages here: voice is off or its model is missing (`hermit doctor` says which). Please write to me.".into());
+        };
+        let _ = room.typing_notice(true).await;
+        let request = MediaRequestParameters {
+            source: content.source.clone(),
+            format: MediaFormat::File,
+        };
+        let bytes = self
+            .client
+            .media()
+            .get_media_content(&request, false)
+            .await
+            .map_err(|e| {
+                tracing::warn!(event = %event_id, error = %e, "cannot download a voice message");
+                format!("I could not download that voice message ({e}).")
+            })?;
+        let ext = content
+            .info
+            .as_ref()
+            .and_then(|i| i.mimetype.as_deref())
+            .and_then(|m| m.split('/').nth(1))
+            .map(|m| m.split(';').next().unwrap_or(m).trim().to_string())
+            .filter(|m| m.chars().all(|c| c.is_ascii_alphanumeric()) && !m.is_empty())
+            .unwrap_or_else(|| "audio".into());
+        let dir = self.settings.dir.join("voice");
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir);
+        }
+        let path = dir.join(format!("{}.{ext}", txn_part(event_id)));
+        std::fs::write(&path, &bytes)
+            .map_err(|e| format!("I could not keep that voice message to read it ({e})."))?;
+        let heard = voice.transcribe(&path).await;
+        let _ = std::fs::remove_file(&path);
+        let t = match heard {
+            Ok(t) => t,
+            Err(crate::voice::VoiceError::Audio(why)) => {
+                tracing::info!(event = %event_id, %why, "a voice message could not be transcribed");
+                return Err(format!("I could not listen to that voice message: {why}."));
+            }
+            Err(e) => {
+                tracing::error!(event = %event_id, error = %e, "the speech worker failed");
+                return Err(format!("I could not listen to that voice message: {e}."));
+            }
+        };
+        let text = t.text.trim().to_string();
+        if text.is_empty() {
+            return Err("I heard no words in that voice message.".into());
+        }
+        tracing::info!(event = %event_id, language = %t.language, seconds = t.audio_seconds, ms = t.transcribe_ms, "voice message transcribed");
+        let quoted = text
+            .lines()
+            .map(|l| format!("> {l}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let shown = format!("🎙️ I heard:\n\n{quoted}");
+        if let Err(e) = self
+            .send_once(
+                room,
+                &shown,
+                format!("hermit-transcript-{}", txn_part(event_id)),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "cannot post a transcript");
+        }
+        let db = self.db.lock().unwrap();
+        let principal = self
+            .trust
+            .principals
+            .of(sender)
+            .map(|p| crate::memory::principal_key(&p))
+            .unwrap_or_else(|| sender.to_string());
+        if let Err(e) = db.execute(
+            "INSERT INTO transcripts (principal, room, event_id, language, body, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![principal, room.room_id().as_str(), event_id.as_str(), t.language, text, now_ms()],
+        ) {
+            tracing::warn!(error = %e, "cannot keep a transcript");
+        }
+        let _ = db.execute(
+            "UPDATE matrix_events SET body = ?2 WHERE event_id = ?1",
+            params![event_id.as_str(), text],
+        );
+        Ok(text)
     }
 
     /// The principal a schedule belongs to, if still allowed.
@@ -1322,14 +1443,23 @@ impl Bot {
             )?;
             return Ok(());
         };
+        // A voice message: transcribed, the transcript shown back (so the
+        // person sees what was understood), kept, then answered as their
+        // words.
+        let (body, heard) = match body.strip_prefix("\u{0}audio:") {
+            Some(json) => match self.hear(&room, event_id, &sender, json).await {
+                Ok(text) => (text, None),
+                Err(why) => (String::new(), Some(why)),
+            },
+            None => (body, None),
+        };
         // Commands and what the model is not given.
-        let canned = if let Some(kind) = body.strip_prefix("\u{0}unsupported:") {
-            Some(match kind {
-                "m.audio" => {
-                    "I cannot listen to voice messages yet; please write to me.".to_string()
-                }
-                _ => format!("I can only read text messages for now (this was {kind})."),
-            })
+        let canned = if let Some(why) = heard {
+            Some(why)
+        } else if let Some(kind) = body.strip_prefix("\u{0}unsupported:") {
+            Some(format!(
+                "I can only read text and voice messages for now (this was {kind})."
+            ))
         } else if body.len() > self.settings.max_message_bytes {
             Some(format!(
                 "That message is too long for me ({} KB; the limit is {} KB). Could you shorten it?",

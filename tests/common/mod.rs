@@ -2,7 +2,7 @@
 //! real model files that scripts/setup puts in the model cache.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// The model tests of plumbing use (fast); see models/models.toml.
@@ -108,4 +108,52 @@ impl DataDir {
     pub fn tool(&self, name: &str, args: serde_json::Value) -> Output {
         self.run(&["tools", "run", name, "--args", &args.to_string()])
     }
+}
+
+/// The sentence the voice tests speak.
+pub const SENTENCE: &str =
+    "Please remind me to water the plants tomorrow morning before I leave for work.";
+
+/// Words an espeak-ng voice says, as Ogg/Opus.
+pub fn speech(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let wav = dir.join(format!("{name}.wav"));
+    let ogg = dir.join(format!("{name}.ogg"));
+    let out = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .output()
+        .expect("espeak-ng (scripts/setup installs it)");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = Command::new("opusenc")
+        .args(["--quiet", "--bitrate", "24"])
+        .arg(&wav)
+        .arg(&ogg)
+        .output()
+        .expect("opusenc (scripts/setup installs opus-tools)");
+    assert!(out.status.success(), "{}", stderr(&out));
+    ogg
+}
+
+/// Word error rate: word-level edit distance over the reference's length.
+pub fn wer(reference: &str, heard: &str) -> f64 {
+    let norm = |s: &str| -> Vec<String> {
+        s.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric() && c != '\'')
+            .filter(|w| !w.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let (r, h) = (norm(reference), norm(heard));
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut cur = vec![i + 1; h.len() + 1];
+        for (j, hw) in h.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(rw != hw))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[h.len()] as f64 / r.len().max(1) as f64
 }
