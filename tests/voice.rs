@@ -126,3 +126,56 @@ fn bad_audio_is_refused_in_words() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("too long"), "{}", stderr(&out));
 }
+
+/// A stand-in for the worker (a test double, never the real part): it
+/// greets like `hermit-stt`, then misbehaves as `behaviour` says.
+fn fake_worker(dir: &Path, behaviour: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(format!("fake-stt-{}", behaviour.len()));
+    std::fs::write(
+        &p,
+        format!("#!/bin/sh\necho '{{\"ready\": true}}'\nread line\n{behaviour}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+#[test]
+fn a_worker_that_hangs_or_dies_ends_the_job_with_a_clear_error() {
+    common::model_file("ggml-base.bin");
+    let d = DataDir::new();
+    let dir = d.root.path();
+    let audio = dir.join("a.ogg");
+    std::fs::write(&audio, b"whatever").unwrap();
+    let run = |worker: &Path| {
+        d.cmd()
+            .args(["transcribe", audio.to_str().unwrap()])
+            .env("HERMIT_STT", worker)
+            .env("HERMIT_VOICE__TIMEOUT_SECONDS", "2")
+            .output()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    let out = run(&fake_worker(dir, "exec sleep 600"));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("took longer than 2 s"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(started.elapsed().as_secs() < 60, "the hang was not cut");
+    let out = run(&fake_worker(dir, "exit 3"));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("stopped unexpectedly"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(Path::new("/nonexistent/hermit-stt"));
+    assert!(
+        stderr(&out).contains("cargo build --release"),
+        "{}",
+        stderr(&out)
+    );
+}
