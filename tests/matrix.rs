@@ -1423,6 +1423,14 @@ async fn a_voice_message_is_transcribed_quoted_kept_and_answered() {
     let w = common::wer(common::SENTENCE, &text);
     eprintln!("heard {text:?} (WER {w:.2})");
     assert!(w <= 0.3, "WER {w:.2}: {text:?}");
+    // `hermit transcribe` on the very file sent hears the same.
+    let out = common::hermit()
+        .args(["transcribe", ogg.to_str().unwrap()])
+        .env("HERMIT_DATA", &data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(common::stdout(&out).trim(), text);
     // Then answered like text.
     let answer = wait_answered(&daemon, &voice).await;
     assert!(!answer.trim().is_empty());
