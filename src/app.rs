@@ -686,7 +686,50 @@ pub fn doctor(global: &Global, json: bool) -> anyhow::Result<bool> {
         },
         Err(e) => check("model", false, e.to_string()),
     });
+    checks.push(voice_check(&config));
     Ok(report_checks(&checks, json))
+}
+
+/// Voice: off, or the speech worker started in its sandbox and loaded its
+/// model (a real start, as the first voice note would).
+fn voice_check(config: &Config) -> Check {
+    if !config.voice.enabled {
+        return check("voice", true, "off ([voice] enabled = false)");
+    }
+    let settings = match crate::voice::VoiceSettings::from_config(config) {
+        Ok(s) => s,
+        Err(e) => {
+            return Check {
+                check: "voice",
+                verdict: "warn",
+                detail: format!("on, but voice notes get an apology: {e}"),
+            };
+        }
+    };
+    let detail = format!(
+        "{} ({} threads, language {}), worker {}",
+        settings.model.display(),
+        settings.threads,
+        settings.language,
+        settings.worker.display()
+    );
+    let voice = crate::voice::Voice::new(settings);
+    let started = std::time::Instant::now();
+    let heard = runtime().map_err(|e| e.to_string()).and_then(|rt| {
+        rt.block_on(voice.ensure_started())
+            .map_err(|e| e.to_string())
+    });
+    match heard {
+        Ok(()) => check(
+            "voice",
+            true,
+            format!(
+                "{detail}: the worker started in its sandbox and loaded the model ({} ms)",
+                started.elapsed().as_millis()
+            ),
+        ),
+        Err(e) => check("voice", false, format!("{detail}: {e}")),
+    }
 }
 
 /// The data directory holds the trash, scratch space and (later) the
@@ -1206,6 +1249,52 @@ pub fn bench_reminders(global: &Global, json: bool, count: usize) -> anyhow::Res
             println!(
                 "  sent by the daemon    {:>9.0} {:>8.0}",
                 r.sent_median_ms, r.sent_max_ms
+            );
+        }
+        Ok(())
+    })
+}
+
+pub fn bench_voice(global: &Global, json: bool, runs: usize, file: &Path) -> anyhow::Result<()> {
+    let (config, password, rt) = bench_against_daemon(global)?;
+    let voice = crate::voice::Voice::new(crate::voice::VoiceSettings::from_config(&config)?);
+    let file =
+        std::fs::canonicalize(file).with_context(|| format!("cannot read {}", file.display()))?;
+    rt.block_on(async {
+        let r = crate::bench::voice(
+            &config.homeserver.client_url(),
+            &config.owner_id(),
+            password.expose(),
+            &config.bot_id(),
+            &config.data_dir().join("hermit.db"),
+            &file,
+            &voice,
+            runs.max(1),
+            |m| eprintln!("{m}"),
+        )
+        .await?;
+        if json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "a voice note of {:.1} s, {} runs (ms)        median      max",
+                r.clip_seconds, r.runs
+            );
+            println!(
+                "  arrival → transcript at the owner {:>9.0} {:>8.0}",
+                r.arrival_to_transcript_median_ms, r.arrival_to_transcript_max_ms
+            );
+            println!(
+                "  the speech worker alone           {:>9.0}",
+                r.worker_median_ms
+            );
+            println!(
+                "  added by the Matrix path          {:>9.0}",
+                r.added_median_ms
+            );
+            println!(
+                "  sending it (owner's client)       {:>9.0}",
+                r.send_median_ms
             );
         }
         Ok(())

@@ -314,6 +314,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         count: usize,
     },
+    /// A voice note's way through a running `hermit up`: sent by the
+    /// owner's client into an encrypted direct chat, from its arrival to
+    /// the transcript, against the speech worker alone on the same clip
+    /// (scripts/bench-voice does it all).
+    Voice {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// The clip to send (Ogg/Opus, as phones send voice notes).
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// Start-up cost of a sandboxed `true` against a plain fork+exec.
     Sandbox {
         #[arg(long)]
@@ -391,6 +404,9 @@ fn main() -> ExitCode {
         Command::Bench {
             command: BenchCommand::Reminders { json, count },
         } => app::bench_reminders(&global, json, count).map(|()| true),
+        Command::Bench {
+            command: BenchCommand::Voice { json, runs, file },
+        } => app::bench_voice(&global, json, runs, &file).map(|()| true),
         Command::Bench {
             command: BenchCommand::Sandbox { json, runs },
         } => app::bench_sandbox(&global, json, runs).map(|()| true),

@@ -195,6 +195,56 @@ impl Sandbox {
         }
     }
 
+    /// The launcher's command line for `argv` under a policy in JSON: a
+    /// clean environment, a process group of its own (so a kill reaches the
+    /// whole tree), and death with this process.
+    fn launcher_command(&self, policy_json: &str, argv: &[String]) -> Command {
+        let mut cmd = Command::new(&self.launcher);
+        cmd.arg("sandbox-exec")
+            .arg(policy_json)
+            .arg("--")
+            .args(argv)
+            .env_clear();
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::setpgid(0, 0);
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    /// The command that starts `argv` under `policy` as a long-lived
+    /// process (a worker the caller talks to over pipes; see
+    /// [`crate::voice`]). Contained like [`Sandbox::run`]'s processes
+    /// (namespaces, limits, Landlock, seccomp), but with no cgroup, no
+    /// wall-clock limit and no output cap: the caller owns its lifetime and
+    /// its standard streams. Refuses where a mechanism is missing, unless
+    /// `policy.allow_weaker`.
+    pub fn long_lived(
+        &self,
+        policy: &SandboxPolicy,
+        argv: &[String],
+    ) -> Result<Command, SandboxError> {
+        if argv.is_empty() {
+            return Err(SandboxError::Setup("no command".into()));
+        }
+        if let Some(missing) = probe().missing() {
+            if !policy.allow_weaker {
+                return Err(SandboxError::Unavailable(missing));
+            }
+            tracing::warn!(%missing, "starting a worker with weaker isolation (sandbox.allow_weaker)");
+        }
+        std::fs::create_dir_all(&policy.workspace)?;
+        std::fs::create_dir_all(&policy.scratch)?;
+        let policy_json =
+            serde_json::to_string(policy).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        Ok(self.launcher_command(&policy_json, argv))
+    }
+
     /// Runs `argv` under `policy` and waits for it (blocking: call it from a
     /// blocking thread, never from the async runtime).
     pub fn run(
@@ -222,26 +272,10 @@ impl Sandbox {
             serde_json::to_string(&policy).map_err(|e| SandboxError::Setup(e.to_string()))?;
 
         let started = Instant::now();
-        let mut cmd = Command::new(&self.launcher);
-        cmd.arg("sandbox-exec")
-            .arg(&policy_json)
-            .arg("--")
-            .args(argv)
-            .env_clear()
-            .stdin(Stdio::null())
+        let mut cmd = self.launcher_command(&policy_json, argv);
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                // Its own process group, so the fallback kill reaches it all;
-                // and it dies with the daemon.
-                libc::setpgid(0, 0);
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
         let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn {
             path: self.launcher.clone(),
             source,

@@ -5,6 +5,15 @@
 //! line per request (see stt/src/main.rs). A job that takes longer than its
 //! timeout kills the worker; a worker that dies is started again at the
 //! next job. Neither blocks the daemon: every wait is bounded.
+//!
+//! The worker runs in the tools' sandbox ([`crate::sandbox`], as a
+//! long-lived process): its own user, PID, IPC and network namespaces (no
+//! network at all), the seccomp filter (no socket but AF_UNIX), and
+//! Landlock: it may read the system directories, its model, its own binary
+//! and the voice inbox (`<data>/voice/inbox`, where the daemon puts each
+//! clip for it), and write only an empty working directory; nothing else of
+//! the data directory, no secret, no home directory. Audio from elsewhere
+//! (`hermit transcribe FILE`) is copied into the inbox first.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -61,6 +70,13 @@ pub struct VoiceSettings {
     pub max_seconds: u32,
     pub max_bytes: u64,
     pub timeout: Duration,
+    /// `<data>/voice`: the inbox the worker reads, its working directory.
+    pub dir: PathBuf,
+    /// The `hermit` binary that launches sandboxed processes.
+    pub launcher: PathBuf,
+    /// `sandbox.allow_weaker`: start the worker where a sandbox mechanism
+    /// is missing (otherwise voice refuses, like the tools).
+    pub allow_weaker: bool,
 }
 
 impl VoiceSettings {
@@ -80,6 +96,12 @@ impl VoiceSettings {
             max_seconds: v.max_seconds,
             max_bytes: u64::from(v.max_mb) * 1024 * 1024,
             timeout: Duration::from_secs(v.timeout_seconds.max(1)),
+            dir: config.data_dir().join("voice"),
+            launcher: std::env::current_exe().map_err(|e| VoiceError::Start {
+                path: "hermit".into(),
+                reason: format!("cannot find this executable: {e}"),
+            })?,
+            allow_weaker: config.sandbox.allow_weaker,
         })
     }
 }
@@ -127,43 +149,80 @@ impl Voice {
         }
     }
 
+    /// Where the worker reads clips from (created on first use).
+    pub fn inbox(&self) -> PathBuf {
+        self.settings.dir.join("inbox")
+    }
+
+    /// The sandbox the worker runs in (see the module's comment).
+    fn policy(&self, worker: &Path) -> crate::sandbox::SandboxPolicy {
+        let s = &self.settings;
+        let model_mib = std::fs::metadata(&s.model).map_or(0, |m| m.len() >> 20);
+        crate::sandbox::SandboxPolicy {
+            workspace: s.dir.join("worker"),
+            scratch: s.dir.join("worker-tmp"),
+            read_only: vec![s.model.clone(), worker.to_path_buf(), self.inbox()],
+            network: false,
+            limits: crate::sandbox::Limits {
+                // A long-lived worker accumulates CPU time over many clips:
+                // each job is bounded by its wall-clock timeout instead.
+                cpu_seconds: libc::RLIM_INFINITY,
+                // Address space: the model, ten minutes of decoded audio at
+                // 48 kHz stereo, whisper's buffers and the threads' stacks
+                // and arenas, with room to spare (measured: see README).
+                memory_mib: model_mib * 2 + 2048 + u64::from(s.threads) * 256,
+                processes: 64,
+                // It writes no file.
+                file_size_mib: 1,
+                open_files: 64,
+                timeout_seconds: 0,
+                output_bytes: 0,
+            },
+            allow_weaker: s.allow_weaker,
+            env: Vec::new(),
+            cgroup: None,
+        }
+    }
+
     async fn start(&self) -> Result<Running, VoiceError> {
         let s = &self.settings;
         let fail = |reason: String| VoiceError::Start {
             path: s.worker.clone(),
             reason,
         };
-        let mut cmd = Command::new(&s.worker);
-        cmd.arg("--model")
-            .arg(&s.model)
-            .arg("--threads")
-            .arg(s.threads.to_string())
-            .arg("--language")
-            .arg(&s.language)
-            .arg("--max-seconds")
-            .arg(s.max_seconds.to_string())
-            .arg("--max-bytes")
-            .arg(s.max_bytes.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        // No network for the worker: a network namespace of its own where
-        // the kernel allows it (the sandbox's confinement is the next step).
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                let _ = libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().map_err(|e| {
+        // The launcher execs the worker by path inside the sandbox, which
+        // sees only what its policy names: an absolute path, checked here
+        // so a missing worker is named as such.
+        let worker = std::fs::canonicalize(&s.worker).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 fail("not found; `cargo build --release` builds it beside hermit (the workspace's default members)".into())
             } else {
                 fail(e.to_string())
             }
         })?;
+        let _ = std::fs::create_dir_all(self.inbox());
+        let argv: Vec<String> = vec![
+            worker.display().to_string(),
+            "--model".into(),
+            s.model.display().to_string(),
+            "--threads".into(),
+            s.threads.to_string(),
+            "--language".into(),
+            s.language.clone(),
+            "--max-seconds".into(),
+            s.max_seconds.to_string(),
+            "--max-bytes".into(),
+            s.max_bytes.to_string(),
+        ];
+        let cmd = crate::sandbox::Sandbox::with_launcher(&s.launcher)
+            .long_lived(&self.policy(&worker), &argv)
+            .map_err(|e| fail(e.to_string()))?;
+        let mut cmd = Command::from(cmd);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
         let stdin = child.stdin.take().ok_or_else(|| fail("no stdin".into()))?;
         let mut stdout = BufReader::new(
             child
@@ -171,11 +230,43 @@ impl Voice {
                 .take()
                 .ok_or_else(|| fail("no stdout".into()))?,
         );
+        // The worker's (and the launcher's) messages go on to this
+        // process's standard error, as before; the last one is kept to say
+        // why a start failed.
+        let last_words = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let last = last_words.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("{line}");
+                    if !line.trim().is_empty() {
+                        *last.lock().unwrap_or_else(|e| e.into_inner()) = line;
+                    }
+                }
+            });
+        }
+        let said = |default: &str| {
+            let last = last_words.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let last = last
+                .strip_prefix(crate::sandbox::SETUP_ERROR_PREFIX)
+                .map(|l| format!("its sandbox could not be set up: {l}"))
+                .unwrap_or(last);
+            if last.is_empty() {
+                default.to_string()
+            } else {
+                format!("{default}: {last}")
+            }
+        };
         let mut line = String::new();
         match tokio::time::timeout(START_TIMEOUT, stdout.read_line(&mut line)).await {
             Err(_) => return Err(fail("it did not load its model within 2 minutes".into())),
             Ok(Err(e)) => return Err(fail(e.to_string())),
-            Ok(Ok(0)) => return Err(fail("it exited at start (see the log above)".into())),
+            Ok(Ok(0)) => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return Err(fail(said("it exited at start")));
+            }
             Ok(Ok(_)) => {}
         }
         let ready: serde_json::Value =
@@ -185,7 +276,7 @@ impl Voice {
                 ready["error"].as_str().unwrap_or("not ready").to_string(),
             ));
         }
-        tracing::info!(model = %s.model.display(), threads = s.threads, "speech worker ready");
+        tracing::info!(model = %s.model.display(), threads = s.threads, "speech worker ready (sandboxed)");
         Ok(Running {
             child,
             stdin,
@@ -193,8 +284,52 @@ impl Voice {
         })
     }
 
-    /// Transcribes the audio file at `path`.
+    /// Starts the worker (if it does not run yet): it loaded its model in
+    /// its sandbox and greeted. For `hermit doctor`, without transcribing
+    /// (whisper always works on 30 s windows: seconds of CPU for nothing).
+    pub async fn ensure_started(&self) -> Result<(), VoiceError> {
+        let mut guard = self.running.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.start().await?);
+        }
+        Ok(())
+    }
+
+    /// Transcribes the audio file at `path`: a file outside the inbox is
+    /// copied into it first (the worker can read nothing else), and the
+    /// copy removed afterwards.
     pub async fn transcribe(&self, path: &Path) -> Result<Transcript, VoiceError> {
+        let inbox = self.inbox();
+        if path.starts_with(&inbox) {
+            return self.transcribe_in_inbox(path).await;
+        }
+        let meta = std::fs::metadata(path)
+            .map_err(|e| VoiceError::Audio(format!("the file cannot be read ({e})")))?;
+        if meta.len() > self.settings.max_bytes {
+            return Err(VoiceError::Audio(format!(
+                "the audio is too large: {:.1} MB (the limit is {:.0} MB)",
+                meta.len() as f64 / 1048576.0,
+                self.settings.max_bytes as f64 / 1048576.0
+            )));
+        }
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .filter(|e| e.chars().all(|c| c.is_ascii_alphanumeric()))
+            .unwrap_or("audio");
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::fs::create_dir_all(&inbox);
+        let copy = inbox.join(format!("copy-{}-{id}.{ext}", std::process::id()));
+        std::fs::copy(path, &copy)
+            .map_err(|e| VoiceError::Audio(format!("the file cannot be read ({e})")))?;
+        let heard = self.transcribe_in_inbox(&copy).await;
+        let _ = std::fs::remove_file(&copy);
+        heard
+    }
+
+    async fn transcribe_in_inbox(&self, path: &Path) -> Result<Transcript, VoiceError> {
         let mut guard = self.running.lock().await;
         if guard.is_none() {
             *guard = Some(self.start().await?);

@@ -36,6 +36,8 @@ fn doctor_passes_here_and_probes_the_sandbox() {
     assert!(ok, "{v}");
     assert_eq!(verdict(&v, "sandbox: probe"), "ok");
     assert_eq!(verdict(&v, "sandbox: landlock"), "ok");
+    // The speech worker really started, in its sandbox, and listened.
+    assert_eq!(verdict(&v, "voice"), "ok", "{v}");
     let mode = std::fs::metadata(dir.path().join("data"))
         .unwrap()
         .permissions()
@@ -83,4 +85,36 @@ fn doctor_reports_the_stop_switch_and_a_broken_audit_log() {
     let (ok, v) = doctor(&data);
     assert!(!ok);
     assert_eq!(verdict(&v, "audit log"), "fail");
+}
+
+#[test]
+fn a_missing_speech_worker_is_reported() {
+    model_file("ggml-base.bin");
+    let dir = tempfile::tempdir().unwrap();
+    let out = hermit()
+        .env("HERMIT_DATA", dir.path().join("data"))
+        .env("HERMIT_STT", "/nonexistent/hermit-stt")
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(verdict(&v, "voice"), "fail", "{v}");
+    let detail = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "voice")
+        .unwrap()["detail"]
+        .to_string();
+    assert!(detail.contains("not found"), "{detail}");
+    // Voice off: nothing to check.
+    let out = hermit()
+        .env("HERMIT_DATA", dir.path().join("data"))
+        .env("HERMIT_STT", "/nonexistent/hermit-stt")
+        .env("HERMIT_VOICE__ENABLED", "false")
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(verdict(&v, "voice"), "ok", "{v}");
 }

@@ -179,3 +179,52 @@ fn a_worker_that_hangs_or_dies_ends_the_job_with_a_clear_error() {
         stderr(&out)
     );
 }
+
+/// The worker runs in the sandbox, whatever it is: a stand-in worker (a
+/// test double; the real one is started the same way, by the same code, and
+/// transcribes in the tests above) tries to read a file of the data
+/// directory, to open its model for writing (appending nothing), to read and write outside its inbox, and
+/// to reach a port on loopback, and says what it could do.
+#[test]
+fn the_speech_worker_is_confined_by_the_sandbox() {
+    let model = common::model_file("ggml-base.bin");
+    let d = DataDir::new();
+    let dir = d.root.path();
+    std::fs::create_dir_all(d.data()).unwrap();
+    let secret = d.data().join("secret.txt");
+    std::fs::write(&secret, "the owner's secret").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let audio = dir.join("a.ogg");
+    std::fs::write(&audio, b"some bytes").unwrap();
+    let outside = dir.join("written-by-worker");
+    let probe = format!(
+        r#"try() {{ if "$@" >/dev/null 2>&1; then echo yes; else echo no; fi; }}
+clip=$(echo "$line" | sed 's/.*"path":"\([^"]*\)".*/\1/')
+echo "{{\"id\":1,\"ok\":false,\"error\":\"clip=$(try cat "$clip") secret=$(try cat {secret}) model=$(try head -c 16 {model}) modelwrite=$(try sh -c ': >> {model}') outside=$(try sh -c 'echo x > {outside}') net=$(try bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}')\"}}""#,
+        secret = secret.display(),
+        model = model.display(),
+        outside = outside.display(),
+    );
+    let worker = fake_worker(dir, &probe);
+    let out = d
+        .cmd()
+        .args(["transcribe", audio.to_str().unwrap()])
+        .env("HERMIT_STT", &worker)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("clip=yes secret=no model=yes modelwrite=no outside=no net=no"),
+        "{err}"
+    );
+    assert!(!outside.exists());
+    assert!(
+        listener.accept().is_err(),
+        "the worker reached a port on loopback"
+    );
+    // The copy made for it in the inbox is gone.
+    let inbox = d.data().join("voice/inbox");
+    assert_eq!(std::fs::read_dir(&inbox).unwrap().count(), 0);
+}

@@ -944,7 +944,8 @@ impl Bot {
             .map(|m| m.split(';').next().unwrap_or(m).trim().to_string())
             .filter(|m| m.chars().all(|c| c.is_ascii_alphanumeric()) && !m.is_empty())
             .unwrap_or_else(|| "audio".into());
-        let dir = self.settings.dir.join("voice");
+        // The speech worker's inbox: the one place its sandbox lets it read.
+        let dir = voice.inbox();
         {
             use std::os::unix::fs::DirBuilderExt;
             let _ = std::fs::DirBuilder::new()
