@@ -82,6 +82,47 @@ fn hermit_transcribe_hears_synthesised_speech() {
     assert_eq!(stdout(&out).trim(), text);
 }
 
+/// The other formats people send: the same speech as FLAC, MP3, M4A/AAC
+/// (encoded by ffmpeg, installed by scripts/setup) and plain WAV.
+#[test]
+fn flac_mp3_m4a_and_wav_are_heard_too() {
+    common::model_file("ggml-base.bin");
+    let d = DataDir::new();
+    let dir = d.root.path();
+    common::speech(dir, "voice", SENTENCE);
+    let wav = dir.join("voice.wav");
+    for (ext, codec) in [
+        ("flac", &["-c:a", "flac"][..]),
+        ("mp3", &["-c:a", "libmp3lame", "-b:a", "64k"][..]),
+        ("m4a", &["-c:a", "aac", "-b:a", "64k"][..]),
+        ("wav", &[][..]),
+    ] {
+        let file = if ext == "wav" {
+            wav.clone()
+        } else {
+            let file = dir.join(format!("voice.{ext}"));
+            let out = Command::new("ffmpeg")
+                .args(["-loglevel", "error", "-y", "-i"])
+                .arg(&wav)
+                .args(codec)
+                .arg(&file)
+                .output()
+                .expect("ffmpeg (scripts/setup installs it)");
+            assert!(out.status.success(), "ffmpeg {ext}: {}", stderr(&out));
+            file
+        };
+        let out = d.run(&["transcribe", file.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{ext}: {}", stderr(&out));
+        let t: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let text = t["text"].as_str().unwrap();
+        let w = common::wer(SENTENCE, text);
+        eprintln!("{ext}: heard {text:?} (WER {w:.2})");
+        assert!(w <= 0.3, "{ext}: WER {w:.2}: {text:?}");
+        let audio = t["audio_seconds"].as_f64().unwrap();
+        assert!(audio > 2.0 && audio < 10.0, "{ext}: {audio} s");
+    }
+}
+
 #[test]
 fn bad_audio_is_refused_in_words() {
     common::model_file("ggml-base.bin");

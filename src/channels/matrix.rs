@@ -542,11 +542,11 @@ impl Bot {
         );
         // `!approve`, `!stop`...: commands to the bot even without a mention.
         let command = is_trust_command(strip_mention(&body, &self.settings.bot_id).trim());
-        if !direct && !command && !self.mentioned(&msg.content, &body) {
+        if !direct && !command && !mentions_bot(&msg.content, &body, &self.settings.bot_id) {
             tracing::debug!(room = %room.room_id(), "group message without a mention: not answered");
             return Ok(None);
         }
-        let body = if direct {
+        let body = if direct || body.starts_with('\0') {
             body
         } else {
             strip_mention(&body, &self.settings.bot_id)
@@ -1322,33 +1322,6 @@ impl Bot {
         }
     }
 
-    fn mentioned(
-        &self,
-        content: &matrix_sdk::ruma::events::room::message::RoomMessageEventContent,
-        body: &str,
-    ) -> bool {
-        if let Some(m) = &content.mentions
-            && m.user_ids
-                .iter()
-                .any(|u| u.as_str() == self.settings.bot_id)
-        {
-            return true;
-        }
-        let local = self
-            .settings
-            .bot_id
-            .trim_start_matches('@')
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_lowercase();
-        let lower = body.to_lowercase();
-        lower.contains(&self.settings.bot_id.to_lowercase())
-            || lower
-                .split(|c: char| !c.is_alphanumeric())
-                .any(|w| w == local)
-    }
-
     /// Hands an event to its room's worker (starting it if needed).
     fn dispatch(self: &Arc<Self>, room: OwnedRoomId, event: OwnedEventId) {
         let mut rooms = self.rooms.lock().unwrap();
@@ -2095,6 +2068,38 @@ async fn is_direct(room: &Room) -> bool {
     }
 }
 
+/// Whether a group message is addressed to the bot: an intentional mention
+/// (`m.mentions`, which clients also set on a reply to the bot's message),
+/// or its name in the text. A voice note (the internal `\0audio:` body) has
+/// no text to name it in: only an intentional mention counts, so Hermit
+/// transcribes no voice note of a group conversation that is not addressed
+/// to it (reply to one of its messages with a voice note, or mention it).
+fn mentions_bot(
+    content: &matrix_sdk::ruma::events::room::message::RoomMessageEventContent,
+    body: &str,
+    bot_id: &str,
+) -> bool {
+    if let Some(m) = &content.mentions
+        && m.user_ids.iter().any(|u| u.as_str() == bot_id)
+    {
+        return true;
+    }
+    if body.starts_with('\0') {
+        return false;
+    }
+    let local = bot_id
+        .trim_start_matches('@')
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    let lower = body.to_lowercase();
+    lower.contains(&bot_id.to_lowercase())
+        || lower
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| w == local)
+}
+
 /// A mention of the bot at the start of a group message ("hermit: ...",
 /// "@hermit:server ...") is not part of the question.
 fn strip_mention(body: &str, bot_id: &str) -> String {
@@ -2147,6 +2152,42 @@ mod tests {
             chunks(lines, 12),
             vec!["line one\n", "line two\n", "line three"]
         );
+    }
+
+    #[test]
+    fn a_group_voice_note_is_heard_only_when_it_mentions_the_bot() {
+        use matrix_sdk::ruma::OwnedUserId;
+        use matrix_sdk::ruma::events::Mentions;
+        use matrix_sdk::ruma::events::room::message::{
+            AudioMessageEventContent, MessageType, RoomMessageEventContent,
+        };
+        let bot = "@hermit:box";
+        let audio = || {
+            RoomMessageEventContent::new(MessageType::Audio(AudioMessageEventContent::plain(
+                "hermit-voice.ogg".into(),
+                "mxc://box/abc".into(),
+            )))
+        };
+        // The internal body of a voice note names the file: "hermit" in it
+        // is no mention.
+        let body = format!(
+            "\0audio:{}",
+            serde_json::to_string(&audio().msgtype).unwrap()
+        );
+        assert!(body.contains("hermit"));
+        assert!(!mentions_bot(&audio(), &body, bot));
+        let mut to_bot = audio();
+        let id: OwnedUserId = bot.try_into().unwrap();
+        to_bot.mentions = Some(Mentions::with_user_ids([id]));
+        assert!(mentions_bot(&to_bot, &body, bot));
+        // Text: the name in the words is enough.
+        let text = RoomMessageEventContent::text_plain("hermit, what time is it?");
+        assert!(mentions_bot(&text, "hermit, what time is it?", bot));
+        assert!(!mentions_bot(
+            &RoomMessageEventContent::text_plain("lunch?"),
+            "lunch?",
+            bot
+        ));
     }
 
     #[test]
