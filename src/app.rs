@@ -1163,12 +1163,11 @@ pub fn up(global: &Global) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `hermit bench matrix`: against the running daemon, as its owner.
-/// What the Matrix benchmarks need: the configuration, the owner's
-/// password, and a running daemon (checked).
+/// What the Matrix benchmarks need: the configuration, the running daemon
+/// (checked) and how to reach it as its owner.
 fn bench_against_daemon(
     global: &Global,
-) -> anyhow::Result<(Config, crate::secrets::Secret, tokio::runtime::Runtime)> {
+) -> anyhow::Result<(Config, crate::bench::Daemon, tokio::runtime::Runtime)> {
     let config = global.load_config()?;
     let data = config.data_dir();
     let secrets = crate::secrets::Secrets::open(&data)?;
@@ -1179,12 +1178,19 @@ fn bench_against_daemon(
     rt.block_on(async {
         anyhow::ensure!(
             crate::control::connect(&data).await.is_some(),
-            "no running Hermit answers at {} (start `hermit up` first; scripts/bench-matrix and scripts/bench-reminders do it all)",
+            "no running Hermit answers at {} (start `hermit up` first; scripts/bench-matrix, scripts/bench-reminders and scripts/bench-voice do it all)",
             data.join(crate::control::SOCKET).display()
         );
         Ok(())
     })?;
-    Ok((config, password, rt))
+    let daemon = crate::bench::Daemon {
+        url: config.homeserver.client_url(),
+        owner: config.owner_id(),
+        password,
+        bot: config.bot_id(),
+        data_dir: data,
+    };
+    Ok((config, daemon, rt))
 }
 
 /// `hermit transcribe FILE [--json]`: the speech worker on one file.
@@ -1220,19 +1226,11 @@ pub fn transcribe(global: &Global, file: &Path, json: bool) -> anyhow::Result<bo
 
 /// `hermit bench reminders [--count N]`.
 pub fn bench_reminders(global: &Global, json: bool, count: usize) -> anyhow::Result<()> {
-    let (config, password, rt) = bench_against_daemon(global)?;
-    let data = config.data_dir();
+    let (config, daemon, rt) = bench_against_daemon(global)?;
     rt.block_on(async {
-        let r = crate::bench::reminders(
-            &config.homeserver.client_url(),
-            &config.owner_id(),
-            password.expose(),
-            &config.bot_id(),
-            &data,
-            &config.agent.timezone,
-            count.max(1),
-            |m| eprintln!("{m}"),
-        )
+        let r = crate::bench::reminders(&daemon, &config.agent.timezone, count.max(1), |m| {
+            eprintln!("{m}")
+        })
         .await?;
         if json {
             println!("{}", serde_json::to_string(&r)?);
@@ -1256,23 +1254,13 @@ pub fn bench_reminders(global: &Global, json: bool, count: usize) -> anyhow::Res
 }
 
 pub fn bench_voice(global: &Global, json: bool, runs: usize, file: &Path) -> anyhow::Result<()> {
-    let (config, password, rt) = bench_against_daemon(global)?;
+    let (config, daemon, rt) = bench_against_daemon(global)?;
     let voice = crate::voice::Voice::new(crate::voice::VoiceSettings::from_config(&config)?);
     let file =
         std::fs::canonicalize(file).with_context(|| format!("cannot read {}", file.display()))?;
     rt.block_on(async {
-        let r = crate::bench::voice(
-            &config.homeserver.client_url(),
-            &config.owner_id(),
-            password.expose(),
-            &config.bot_id(),
-            &config.data_dir().join("hermit.db"),
-            &file,
-            &voice,
-            runs.max(1),
-            |m| eprintln!("{m}"),
-        )
-        .await?;
+        let r =
+            crate::bench::voice(&daemon, &file, &voice, runs.max(1), |m| eprintln!("{m}")).await?;
         if json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
@@ -1301,21 +1289,11 @@ pub fn bench_voice(global: &Global, json: bool, runs: usize, file: &Path) -> any
     })
 }
 
+/// `hermit bench matrix`: against the running daemon, as its owner.
 pub fn bench_matrix(global: &Global, json: bool, runs: usize) -> anyhow::Result<()> {
-    let (config, password, rt) = bench_against_daemon(global)?;
-    let data = config.data_dir();
+    let (_, daemon, rt) = bench_against_daemon(global)?;
     rt.block_on(async {
-        let owner = config.owner_id();
-        let r = crate::bench::matrix(
-            &config.homeserver.client_url(),
-            &owner,
-            password.expose(),
-            &config.bot_id(),
-            &data.join("hermit.db"),
-            runs.max(1),
-            |m| eprintln!("{m}"),
-        )
-        .await?;
+        let r = crate::bench::matrix(&daemon, runs.max(1), |m| eprintln!("{m}")).await?;
         if json {
             println!("{}", serde_json::to_string(&r)?);
         } else {

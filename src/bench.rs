@@ -268,6 +268,17 @@ struct Received {
     wall_ms: i64,
 }
 
+/// A running `hermit up` as the Matrix benchmarks reach it: its
+/// homeserver, the owner's account (a new device logs in), the bot, and its
+/// data directory (the journal in hermit.db, the reminders).
+pub struct Daemon {
+    pub url: String,
+    pub owner: String,
+    pub password: crate::secrets::Secret,
+    pub bot: String,
+    pub data_dir: std::path::PathBuf,
+}
+
 /// The owner's client for the Matrix benchmarks: logged in as a new
 /// device (in memory), syncing in its own loop, with an encrypted direct
 /// chat with the bot, recording what the bot sends there.
@@ -278,14 +289,7 @@ struct OwnerClient {
 }
 
 impl OwnerClient {
-    async fn open(
-        url: &str,
-        owner: &str,
-        password: &str,
-        bot: &str,
-        device: &str,
-        progress: &impl Fn(&str),
-    ) -> anyhow::Result<Self> {
+    async fn open(daemon: &Daemon, device: &str, progress: &impl Fn(&str)) -> anyhow::Result<Self> {
         use matrix_sdk::config::SyncSettings;
         use matrix_sdk::ruma::OwnedUserId;
         use matrix_sdk::ruma::events::room::message::{
@@ -295,16 +299,16 @@ impl OwnerClient {
         use std::time::{Duration, Instant};
 
         let client = matrix_sdk::Client::builder()
-            .homeserver_url(url)
+            .homeserver_url(&daemon.url)
             .build()
             .await?;
         client
             .matrix_auth()
-            .login_username(owner, password)
+            .login_username(&daemon.owner, daemon.password.expose())
             .initial_device_display_name(device)
             .send()
             .await?;
-        let bot: OwnedUserId = bot.try_into()?;
+        let bot: OwnedUserId = daemon.bot.as_str().try_into()?;
         let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
         let log = seen.clone();
         let bot2 = bot.clone();
@@ -387,27 +391,15 @@ pub struct ReminderBench {
 /// `count` reminders due at the same whole minute (at least 15 s ahead),
 /// written into the running daemon's database for the owner's direct chat;
 /// the owner's client times each one's arrival against its due instant.
-#[allow(clippy::too_many_arguments)]
 pub async fn reminders(
-    url: &str,
-    owner: &str,
-    password: &str,
-    bot: &str,
-    data_dir: &std::path::Path,
+    daemon: &Daemon,
     tz: &str,
     count: usize,
     progress: impl Fn(&str),
 ) -> anyhow::Result<ReminderBench> {
     use std::time::{Duration, Instant};
-    let client = OwnerClient::open(
-        url,
-        owner,
-        password,
-        bot,
-        "hermit bench reminders",
-        &progress,
-    )
-    .await?;
+    let client = OwnerClient::open(daemon, "hermit bench reminders", &progress).await?;
+    let data_dir = &daemon.data_dir;
     let store = crate::reminders::Reminders::open(data_dir)?;
     let now = crate::db::now_ms();
     let due = (now + 15_000).div_euclid(60_000) * 60_000 + 60_000;
@@ -478,11 +470,7 @@ pub async fn reminders(
 /// client receives them. The model's own figures for the same replies come
 /// from the daemon's journal in `hermit.db`.
 pub async fn matrix(
-    url: &str,
-    owner: &str,
-    password: &str,
-    bot: &str,
-    db_path: &std::path::Path,
+    daemon: &Daemon,
     runs: usize,
     progress: impl Fn(&str),
 ) -> anyhow::Result<MatrixBench> {
@@ -494,8 +482,8 @@ pub async fn matrix(
         seen,
         syncing,
         ..
-    } = OwnerClient::open(url, owner, password, bot, "hermit bench matrix", &progress).await?;
-    let db = rusqlite::Connection::open(db_path)?;
+    } = OwnerClient::open(daemon, "hermit bench matrix", &progress).await?;
+    let db = rusqlite::Connection::open(daemon.data_dir.join("hermit.db"))?;
     let mut results = Vec::new();
     for i in 0..=runs {
         let prompt = MATRIX_PROMPTS[i % MATRIX_PROMPTS.len()];
@@ -629,13 +617,8 @@ pub struct VoiceBench {
 /// transcript's arrival at the owner's client, and waits for each answer
 /// before the next note (so no note queues behind the model). The worker
 /// alone is timed on the same clip beforehand, with the same settings.
-#[allow(clippy::too_many_arguments)]
 pub async fn voice(
-    url: &str,
-    owner: &str,
-    password: &str,
-    bot: &str,
-    db_path: &std::path::Path,
+    daemon: &Daemon,
     clip: &std::path::Path,
     worker: &crate::voice::Voice,
     runs: usize,
@@ -659,9 +642,8 @@ pub async fn voice(
         "worker alone: median {worker_median_ms:.0} ms for {clip_seconds:.1} s of audio"
     ));
 
-    let client =
-        OwnerClient::open(url, owner, password, bot, "hermit bench voice", &progress).await?;
-    let db = rusqlite::Connection::open(db_path)?;
+    let client = OwnerClient::open(daemon, "hermit bench voice", &progress).await?;
+    let db = rusqlite::Connection::open(daemon.data_dir.join("hermit.db"))?;
     let mime: mime::Mime = match clip.extension().and_then(|e| e.to_str()) {
         Some("wav") => "audio/wav",
         Some("mp3") => "audio/mpeg",
@@ -701,19 +683,21 @@ pub async fn voice(
             .event_id;
         let t1 = Instant::now();
         let deadline = t1 + Duration::from_secs(300);
+        // The daemon's journal of this voice note.
+        let status = || -> Option<String> {
+            db.query_row(
+                "SELECT status FROM matrix_events WHERE event_id = ?1",
+                [event.as_str()],
+                |r| r.get(0),
+            )
+            .ok()
+        };
         let heard = loop {
             if let Some(at) = transcripts().get(before) {
                 break *at;
             }
-            let status: Option<String> = db
-                .query_row(
-                    "SELECT status FROM matrix_events WHERE event_id = ?1",
-                    [event.as_str()],
-                    |r| r.get(0),
-                )
-                .ok();
             anyhow::ensure!(
-                status.as_deref() != Some("failed"),
+                status().as_deref() != Some("failed"),
                 "the bot could not handle the voice note (see its log)"
             );
             anyhow::ensure!(Instant::now() < deadline, "no transcript within 300 s");
@@ -721,14 +705,7 @@ pub async fn voice(
         };
         // The answer, before the next note.
         loop {
-            let status: Option<String> = db
-                .query_row(
-                    "SELECT status FROM matrix_events WHERE event_id = ?1",
-                    [event.as_str()],
-                    |r| r.get(0),
-                )
-                .ok();
-            match status.as_deref() {
+            match status().as_deref() {
                 Some("answered") => break,
                 Some("failed") => anyhow::bail!("the bot failed to answer the voice note"),
                 _ => {}
