@@ -1384,8 +1384,11 @@ async fn a_voice_message_is_transcribed_quoted_kept_and_answered() {
         "the direct chat is encrypted"
     );
     let ogg = common::speech(tmp.path(), "voice", common::SENTENCE);
-    let send_voice = |bytes: Vec<u8>| {
+    // A voice message (MSC3245) into `room`, mentioning the bot or not.
+    let voice_to = |room: &matrix_sdk::Room, bytes: Vec<u8>, mention: bool| {
         let room = room.clone();
+        let mentions =
+            mention.then(|| matrix_sdk::ruma::events::Mentions::with_user_ids([bot.clone()]));
         async move {
             use matrix_sdk::attachment::{AttachmentConfig, AttachmentInfo, BaseAudioInfo};
             let mime: mime::Mime = "audio/ogg".parse().unwrap();
@@ -1398,13 +1401,14 @@ async fn a_voice_message_is_transcribed_quoted_kept_and_answered() {
                 "voice.ogg",
                 &mime,
                 bytes,
-                AttachmentConfig::new().info(info),
+                AttachmentConfig::new().info(info).mentions(mentions),
             )
             .await
             .expect("voice message sent")
             .event_id
         }
     };
+    let send_voice = |bytes: Vec<u8>| voice_to(&room, bytes, false);
     let voice = send_voice(std::fs::read(&ogg).unwrap()).await;
     let heard = owner
         .wait_for("the transcript", |seen: &[Seen]| {
@@ -1464,5 +1468,43 @@ async fn a_voice_message_is_transcribed_quoted_kept_and_answered() {
     );
     let after = send_text(&room, "!help").await;
     assert!(wait_answered(&daemon, &after).await.contains("Hermit"));
+
+    // A group room: a voice note not addressed to Hermit is not even
+    // transcribed; one that mentions it (as a reply to it does) is heard.
+    let group = owner
+        .client
+        .create_room(matrix_sdk::ruma::api::client::room::create_room::v3::Request::new())
+        .await
+        .unwrap();
+    group.invite_user_by_id(&bot).await.unwrap();
+    // A third person: with two members a room counts as a direct chat.
+    let shared = daemon.secret("synapse-registration");
+    let url = daemon.url();
+    tokio::task::spawn_blocking(move || {
+        hermit::homeserver::register(&url, &shared, "friend", "friend-password-1", false)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let friend: OwnedUserId = "@friend:hermit.local".try_into().unwrap();
+    group.invite_user_by_id(&friend).await.unwrap();
+    wait_joined(&group, &bot).await;
+    let bytes = std::fs::read(&ogg).unwrap();
+    let unaddressed = voice_to(&group, bytes.clone(), false).await;
+    let addressed = voice_to(&group, bytes, true).await;
+    assert!(!wait_answered(&daemon, &addressed).await.trim().is_empty());
+    assert!(
+        daemon.journal(&unaddressed).is_none(),
+        "a voice note without a mention was handled:\n{}",
+        daemon.log()
+    );
+    let heard_in_group: Vec<String> = db
+        .prepare("SELECT event_id FROM transcripts WHERE room = ?1")
+        .unwrap()
+        .query_map([group.room_id().as_str()], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(heard_in_group, vec![addressed.to_string()]);
     drop(daemon);
 }
