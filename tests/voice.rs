@@ -213,6 +213,24 @@ fn a_worker_that_hangs_or_dies_ends_the_job_with_a_clear_error() {
         "{}",
         stderr(&out)
     );
+    // One that cannot start says why, in the error itself.
+    let broken = dir.join("broken-stt");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\necho 'cannot load the model: bad magic' >&2\nexit 1\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = run(&broken);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("exited at start: cannot load the model: bad magic"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(Path::new("/nonexistent/hermit-stt"));
     assert!(
         stderr(&out).contains("cargo build --release"),
