@@ -217,6 +217,23 @@ impl Sandbox {
         cmd
     }
 
+    /// Before a start: a command, every mechanism (or the owner's
+    /// `allow_weaker`), the workspace and scratch directories.
+    fn prepare(policy: &SandboxPolicy, argv: &[String]) -> Result<(), SandboxError> {
+        if argv.is_empty() {
+            return Err(SandboxError::Setup("no command".into()));
+        }
+        if let Some(missing) = probe().missing() {
+            if !policy.allow_weaker {
+                return Err(SandboxError::Unavailable(missing));
+            }
+            tracing::warn!(%missing, command = %argv[0], "starting with weaker isolation (sandbox.allow_weaker)");
+        }
+        std::fs::create_dir_all(&policy.workspace)?;
+        std::fs::create_dir_all(&policy.scratch)?;
+        Ok(())
+    }
+
     /// The command that starts `argv` under `policy` as a long-lived
     /// process (a worker the caller talks to over pipes; see
     /// [`crate::voice`]). Contained like [`Sandbox::run`]'s processes
@@ -229,17 +246,7 @@ impl Sandbox {
         policy: &SandboxPolicy,
         argv: &[String],
     ) -> Result<Command, SandboxError> {
-        if argv.is_empty() {
-            return Err(SandboxError::Setup("no command".into()));
-        }
-        if let Some(missing) = probe().missing() {
-            if !policy.allow_weaker {
-                return Err(SandboxError::Unavailable(missing));
-            }
-            tracing::warn!(%missing, "starting a worker with weaker isolation (sandbox.allow_weaker)");
-        }
-        std::fs::create_dir_all(&policy.workspace)?;
-        std::fs::create_dir_all(&policy.scratch)?;
+        Self::prepare(policy, argv)?;
         let policy_json =
             serde_json::to_string(policy).map_err(|e| SandboxError::Setup(e.to_string()))?;
         Ok(self.launcher_command(&policy_json, argv))
@@ -252,18 +259,7 @@ impl Sandbox {
         policy: &SandboxPolicy,
         argv: &[String],
     ) -> Result<SandboxOutput, SandboxError> {
-        if argv.is_empty() {
-            return Err(SandboxError::Setup("no command".into()));
-        }
-        let support = probe();
-        if let Some(missing) = support.missing() {
-            if !policy.allow_weaker {
-                return Err(SandboxError::Unavailable(missing));
-            }
-            tracing::warn!(%missing, "running a tool with weaker isolation (sandbox.allow_weaker)");
-        }
-        std::fs::create_dir_all(&policy.workspace)?;
-        std::fs::create_dir_all(&policy.scratch)?;
+        Self::prepare(policy, argv)?;
         let run_id = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
         let cgroup = ProcessCgroup::create(run_id, policy.limits.processes);
         let mut policy = policy.clone();

@@ -285,6 +285,33 @@ impl Person {
     }
 }
 
+/// Another account on the daemon's homeserver (registered with the shared
+/// secret, as `hermit up` registers its own).
+async fn register(daemon: &Daemon, name: &'static str, password: &'static str) {
+    let shared = daemon.secret("synapse-registration");
+    let url = daemon.url();
+    tokio::task::spawn_blocking(move || {
+        hermit::homeserver::register(&url, &shared, name, password, false)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+/// A group room of the owner's with the bot (joined) and a third person
+/// (invited): with two members a room counts as a direct chat.
+async fn group_room(owner: &Person, bot: &UserId, third: &UserId) -> Room {
+    let group = owner
+        .client
+        .create_room(matrix_sdk::ruma::api::client::room::create_room::v3::Request::new())
+        .await
+        .unwrap();
+    group.invite_user_by_id(bot).await.unwrap();
+    group.invite_user_by_id(third).await.unwrap();
+    wait_joined(&group, bot).await;
+    group
+}
+
 async fn wait_joined(room: &Room, user: &UserId) {
     let deadline = Instant::now() + TIMEOUT;
     loop {
@@ -417,14 +444,7 @@ async fn the_owner_gets_a_streamed_encrypted_answer_and_strangers_get_nothing() 
     );
 
     // A stranger: an account on the same server, not allowed.
-    let shared = daemon.secret("synapse-registration");
-    let url = daemon.url();
-    tokio::task::spawn_blocking(move || {
-        hermit::homeserver::register(&url, &shared, "stranger", "stranger-password-1", false)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    register(&daemon, "stranger", "stranger-password-1").await;
     // Bad input gets a short answer without the model, and the bot goes on.
     let long = send_text(&room, &"word ".repeat(5000)).await;
     let answer = wait_answered(&daemon, &long).await;
@@ -451,15 +471,8 @@ async fn the_owner_gets_a_streamed_encrypted_answer_and_strangers_get_nothing() 
 
     // A group room: answered only when mentioned; removed from it, the bot
     // notes it and goes on.
-    let group = owner
-        .client
-        .create_room(matrix_sdk::ruma::api::client::room::create_room::v3::Request::new())
-        .await
-        .unwrap();
-    group.invite_user_by_id(&bot).await.unwrap();
     let third: OwnedUserId = "@stranger:hermit.local".try_into().unwrap();
-    group.invite_user_by_id(&third).await.unwrap();
-    wait_joined(&group, &bot).await;
+    let group = group_room(&owner, &bot, &third).await;
     let unmentioned = send_text(&group, "Just talking among ourselves.").await;
     let mentioned = send_text(&group, "hermit: what is one plus one?").await;
     wait_answered(&daemon, &mentioned).await;
@@ -1471,24 +1484,9 @@ async fn a_voice_message_is_transcribed_quoted_kept_and_answered() {
 
     // A group room: a voice note not addressed to Hermit is not even
     // transcribed; one that mentions it (as a reply to it does) is heard.
-    let group = owner
-        .client
-        .create_room(matrix_sdk::ruma::api::client::room::create_room::v3::Request::new())
-        .await
-        .unwrap();
-    group.invite_user_by_id(&bot).await.unwrap();
-    // A third person: with two members a room counts as a direct chat.
-    let shared = daemon.secret("synapse-registration");
-    let url = daemon.url();
-    tokio::task::spawn_blocking(move || {
-        hermit::homeserver::register(&url, &shared, "friend", "friend-password-1", false)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    register(&daemon, "friend", "friend-password-1").await;
     let friend: OwnedUserId = "@friend:hermit.local".try_into().unwrap();
-    group.invite_user_by_id(&friend).await.unwrap();
-    wait_joined(&group, &bot).await;
+    let group = group_room(&owner, &bot, &friend).await;
     let bytes = std::fs::read(&ogg).unwrap();
     let unaddressed = voice_to(&group, bytes.clone(), false).await;
     let addressed = voice_to(&group, bytes, true).await;
