@@ -284,11 +284,17 @@ fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
 /// behave next week) run Hermit days ahead; every timestamp Hermit writes
 /// and every expiry it checks reads this clock.
 pub fn now_ms() -> i64 {
-    let real = std::time::SystemTime::now()
+    system_now_ms() + clock_offset_ms()
+}
+
+/// The system's clock, never moved: for comparing with timestamps made by
+/// others' clocks (the homeserver stamps every Matrix event with its own),
+/// such as how old an approval is.
+pub fn system_now_ms() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    real + clock_offset_ms()
+        .unwrap_or(0)
 }
 
 /// [`now_ms`] in seconds.

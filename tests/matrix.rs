@@ -1219,14 +1219,20 @@ async fn briefing_and_scheduled_tasks_run_on_time_and_the_idle_daemon_calls_no_m
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     // Hermit's day is moved to 10:00 UTC, so that "today at 18:00" and the
-    // briefing's minute fall today whenever the test runs.
+    // briefing's minute fall today whenever the test runs; always ahead (the
+    // next 10:00 at least an hour away), so the test also proves that
+    // approvals are timed against the homeserver's clock, not the moved one
+    // (a `!deny` below would otherwise look hours old and do nothing).
     let utc = jiff::tz::TimeZone::UTC;
-    let base = jiff::Timestamp::now()
+    let mut base = jiff::Timestamp::now()
         .to_zoned(utc.clone())
         .start_of_day()
         .unwrap()
         .checked_add(jiff::Span::new().hours(10))
         .unwrap();
+    if base.timestamp().as_second() - jiff::Timestamp::now().as_second() < 3600 {
+        base = base.checked_add(jiff::Span::new().days(1)).unwrap();
+    }
     let offset = base.timestamp().as_second() - jiff::Timestamp::now().as_second();
     let offset_s = offset.to_string();
     let env = [

@@ -470,7 +470,7 @@ impl Bot {
                         &format!("\u{0}reaction:{}", r.content.relates_to.key),
                         i64::from(r.origin_server_ts.0),
                     )?;
-                    let age = now_ms() - i64::from(r.origin_server_ts.0);
+                    let age = age_ms(r.origin_server_ts);
                     if first && age > TRUST_COMMAND_MAX_AGE_MS {
                         tracing::warn!(event = %r.event_id, "an old reaction does nothing");
                     } else if first {
@@ -572,7 +572,7 @@ impl Bot {
             )?;
             // An old command (decrypted late, fetched from a gap) must not
             // act now: an old `!resume` would undo a newer `!stop`.
-            let age = now_ms() - i64::from(msg.origin_server_ts.0);
+            let age = age_ms(msg.origin_server_ts);
             if first && age > TRUST_COMMAND_MAX_AGE_MS {
                 tracing::warn!(event = %msg.event_id, age_s = age / 1000, "an old approval or stop command does nothing");
                 self.trust.audit.record(
@@ -598,7 +598,7 @@ impl Bot {
             .flatten()
             .unwrap_or(0);
         let origin_ts = i64::from(msg.origin_server_ts.0);
-        let stale = initial && origin_ts < now_ms() - 10 * 60 * 1000;
+        let stale = initial && age_ms(msg.origin_server_ts) > 10 * 60 * 1000;
         if stale {
             tracing::info!(event = %msg.event_id, "an old message in the first sync: recorded, not answered");
         }
@@ -2120,6 +2120,13 @@ fn strip_mention(body: &str, bot_id: &str) -> String {
         }
     }
     body.to_string()
+}
+
+/// How old a Matrix event is: its homeserver's timestamp against the
+/// system clock, not Hermit's own (which `HERMIT_CLOCK_OFFSET_SECONDS` may
+/// move: moved ahead, every approval would otherwise look too old to count).
+fn age_ms(origin: matrix_sdk::ruma::MilliSecondsSinceUnixEpoch) -> i64 {
+    crate::db::system_now_ms() - i64::from(origin.0)
 }
 
 /// Approvals, denials, stops and resumes older than this do nothing.
