@@ -1127,7 +1127,17 @@ pub fn up(global: &Global) -> anyhow::Result<()> {
                 Err(e) => tracing::warn!(error = %e, "voice messages are off"),
             }
         }
-        let control = crate::control::Server::bind(&data, agent.clone(), bot.clone(), url.clone())?;
+        let control = crate::control::Server::bind(
+            &data,
+            agent.clone(),
+            bot.trust().clone(),
+            bot.system_prompt().to_string(),
+            crate::control::Identity {
+                homeserver: url.clone(),
+                bot: accounts.bot_id.clone(),
+                device: bot.device_id(),
+            },
+        )?;
         tracing::info!(
             bot = %accounts.bot_id,
             owner = %accounts.owner_id,

@@ -11,6 +11,9 @@
 //!
 //! This module only reads and checks settings; it never acts on them.
 
+pub mod policy;
+pub mod tools;
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -38,10 +41,10 @@ pub struct Config {
     pub agent: AgentConfig,
     pub paths: PathsConfig,
     pub sandbox: SandboxConfig,
-    pub fetch: crate::tools::fetch::FetchConfig,
+    pub fetch: tools::FetchConfig,
     pub homeserver: HomeserverConfig,
     pub matrix: MatrixConfig,
-    pub policy: crate::trust::policy::PolicyConfig,
+    pub policy: policy::PolicyConfig,
     pub memory: MemoryConfig,
     pub voice: VoiceConfig,
 }
@@ -236,7 +239,7 @@ pub struct SandboxConfig {
     pub allow_weaker: bool,
     /// Give tool processes the network. Off by default.
     pub network: bool,
-    pub limits: crate::sandbox::Limits,
+    pub limits: tools::Limits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -433,7 +436,7 @@ impl Config {
         if i.model.trim().is_empty() {
             return Err("inference.model is empty; name a model from `hermit models list`".into());
         }
-        crate::tools::time::owner_timezone(&self.agent.timezone)
+        crate::vocab::owner_timezone(&self.agent.timezone)
             .map_err(|e| format!("agent.timezone: {e}"))?;
         self.check_matrix()?;
         self.policy.check(&self.matrix.members)?;

@@ -25,7 +25,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::agent::{Agent, Conversation, TurnEvent, TurnOutcome};
-use crate::channels::matrix::Bot;
+use crate::trust::Trust;
 
 /// The socket's file name in the data directory.
 pub const SOCKET: &str = "hermit.sock";
@@ -67,13 +67,22 @@ pub struct Status {
     pub device: Option<String>,
 }
 
+/// Who the daemon is on its homeserver, as `status` reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub homeserver: String,
+    pub bot: String,
+    pub device: Option<String>,
+}
+
 pub struct Server {
     listener: UnixListener,
     path: PathBuf,
     data_dir: PathBuf,
     agent: Arc<Agent>,
-    bot: Arc<Bot>,
-    homeserver: String,
+    trust: Arc<Trust>,
+    system_prompt: String,
+    identity: Identity,
     started: Instant,
 }
 
@@ -81,8 +90,9 @@ impl Server {
     pub fn bind(
         data_dir: &Path,
         agent: Arc<Agent>,
-        bot: Arc<Bot>,
-        homeserver: String,
+        trust: Arc<Trust>,
+        system_prompt: String,
+        identity: Identity,
     ) -> anyhow::Result<Self> {
         let path = data_dir.join(SOCKET);
         if path.exists() {
@@ -103,8 +113,9 @@ impl Server {
             path,
             data_dir: data_dir.to_path_buf(),
             agent,
-            bot,
-            homeserver,
+            trust,
+            system_prompt,
+            identity,
             started: Instant::now(),
         })
     }
@@ -160,14 +171,9 @@ impl Server {
             uptime_seconds: self.started.elapsed().as_secs(),
             queue: self.agent.engine.queue_len(),
             model_calls: self.agent.engine.generations(),
-            homeserver: self.homeserver.clone(),
-            bot: self
-                .bot
-                .client()
-                .user_id()
-                .map(|u| u.to_string())
-                .unwrap_or_default(),
-            device: self.bot.device_id(),
+            homeserver: self.identity.homeserver.clone(),
+            bot: self.identity.bot.clone(),
+            device: self.identity.device.clone(),
         }
     }
 
@@ -227,11 +233,11 @@ impl Server {
                     send(&mut write, &r).await?;
                 }
                 Request::Resume => {
-                    let r = match self.bot.trust().halt.resume() {
+                    let r = match self.trust.halt.resume() {
                         Ok(()) => {
-                            self.bot.trust().audit.record(
+                            self.trust.audit.record(
                                 "resume",
-                                self.bot.trust().owner(),
+                                self.trust.owner(),
                                 serde_json::json!({"via": "control socket"}),
                             );
                             serde_json::json!({"event": "resumed"})
@@ -316,18 +322,14 @@ impl Server {
 
     /// The owner's decision, typed at the box.
     fn decide(&self, code: &str, approve: bool) -> serde_json::Value {
-        match self
-            .bot
-            .trust()
-            .decide_at_box(code, approve, "control socket")
-        {
+        match self.trust.decide_at_box(code, approve, "control socket") {
             Ok(row) => serde_json::json!({"event": "decided", "data": row}),
             Err(why) => serde_json::json!({"event": "refused", "data": why}),
         }
     }
 
     fn stop_all(&self) -> serde_json::Value {
-        let trust = self.bot.trust();
+        let trust = &self.trust;
         match trust.halt.stop(trust.owner()) {
             Ok((turns, processes)) => {
                 tracing::warn!(turns, processes, "stopped from the command line");
@@ -343,7 +345,7 @@ impl Server {
     }
 
     fn agent_system_prompt(&self) -> String {
-        self.bot.system_prompt().to_string()
+        self.system_prompt.clone()
     }
 }
 

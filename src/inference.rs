@@ -12,6 +12,7 @@
 //! messages into tokens and tokens into text.
 
 mod engine;
+pub mod scripted;
 pub mod template;
 
 use std::sync::Arc;
@@ -346,7 +347,17 @@ impl Engine {
                 return Err(InferenceError::EngineStopped);
             }
         };
-        Ok(Self {
+        Ok(Self::from_worker(tx, info, queued, thread))
+    }
+
+    /// The handle on a worker thread that answers [`engine::Job`]s.
+    fn from_worker(
+        tx: std::sync::mpsc::Sender<engine::Job>,
+        info: ModelInfo,
+        queued: Arc<AtomicUsize>,
+        thread: std::thread::JoinHandle<()>,
+    ) -> Self {
+        Self {
             inner: Arc::new(EngineInner {
                 tx: std::sync::Mutex::new(tx),
                 info,
@@ -354,7 +365,7 @@ impl Engine {
                 generations: Default::default(),
                 thread: std::sync::Mutex::new(Some(thread)),
             }),
-        })
+        }
     }
 
     pub fn info(&self) -> &ModelInfo {

@@ -47,4 +47,5 @@ pub mod schedule;
 pub mod secrets;
 pub mod tools;
 pub mod trust;
+pub mod vocab;
 pub mod voice;

@@ -32,8 +32,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::trust::policy::Principal;
-use crate::trust::provenance::{Origin, fence};
+use crate::vocab::{Origin, Principal, fence};
 
 pub use embed::Embedder;
 pub use index::TextIndex;
@@ -682,7 +681,7 @@ impl Memory {
             Mode::Hybrid,
             Some(conversation),
         )?;
-        let tz = crate::tools::time::owner_timezone(&self.settings.timezone)
+        let tz = crate::vocab::owner_timezone(&self.settings.timezone)
             .unwrap_or(jiff::tz::TimeZone::UTC);
         let budget = self.settings.recall_tokens * 4;
         let mut used = 0usize;

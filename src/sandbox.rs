@@ -55,41 +55,7 @@ pub enum SandboxError {
     Io(#[from] std::io::Error),
 }
 
-/// Resource limits of one sandboxed process tree.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// CPU seconds (RLIMIT_CPU).
-    pub cpu_seconds: u64,
-    /// Address space in MiB (RLIMIT_AS).
-    pub memory_mib: u64,
-    /// Processes and threads of the tree (cgroup pids.max, and RLIMIT_NPROC
-    /// where it applies: not for root).
-    pub processes: u64,
-    /// Largest file it may write, in MiB (RLIMIT_FSIZE).
-    pub file_size_mib: u64,
-    /// Open files (RLIMIT_NOFILE).
-    pub open_files: u64,
-    /// Wall-clock seconds before the whole tree is killed.
-    pub timeout_seconds: u64,
-    /// Bytes kept of stdout and of stderr each; past it the output is cut
-    /// with a marker and the tree is stopped.
-    pub output_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            cpu_seconds: 60,
-            memory_mib: 2048,
-            processes: 128,
-            file_size_mib: 256,
-            open_files: 256,
-            timeout_seconds: 60,
-            output_bytes: 64 * 1024,
-        }
-    }
-}
+pub use crate::config::tools::Limits;
 
 /// What a sandboxed process may see and do. Sent to the launcher as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -195,7 +195,7 @@ impl Cron {
 
 /// A timezone by IANA name ("Europe/Paris"); empty: the machine's.
 pub fn timezone(name: &str) -> Result<TimeZone, String> {
-    crate::tools::time::owner_timezone(name)
+    crate::vocab::owner_timezone(name)
 }
 
 /// "Friday 28 November 2026 at 18:00", in `tz`.

@@ -29,22 +29,10 @@ use serde_json::Value;
 
 use crate::sandbox::{Limits, Sandbox, SandboxPolicy};
 use crate::trust::Trust;
-use crate::trust::policy::{CallContext, PolicyDecision, Principal, Verdict};
+use crate::trust::policy::{CallContext, PolicyDecision, Verdict};
 use crate::trust::provenance::Origin;
-
-/// What a call does to the world. Policy maps role × effect to a decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Effect {
-    Read,
-    Write,
-    Exec,
-    Network,
-    Message,
-    Irreversible,
-    /// Keeps something in the caller's own memory (`remember`).
-    Remember,
-}
+use crate::vocab::Principal;
+pub use crate::vocab::{Effect, ToolCall};
 
 /// A tool as the model and the policy see it.
 #[derive(Debug, Clone, Serialize)]
@@ -53,13 +41,6 @@ pub struct ToolSpec {
     pub description: &'static str,
     /// JSON Schema of the arguments (an object).
     pub parameters: Value,
-}
-
-/// A call, as parsed from the model's output or the command line.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct ToolCall {
-    pub name: String,
-    pub arguments: Value,
 }
 
 /// What a call returned, as text for the model and as data for a person.
@@ -342,7 +323,7 @@ impl Toolbox {
             .fetch
             .allow_hosts
             .iter()
-            .any(|p| fetch::host_matches(&host, p))
+            .any(|p| crate::vocab::host_matches(&host, p))
         {
             return Some(format!(
                 "{host} is not in fetch.allow_hosts: the network is enabled per host"

@@ -12,41 +12,13 @@ use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FetchConfig {
-    /// The `fetch` tool is off unless this is true.
-    pub enabled: bool,
-    /// Hosts that may be fetched: `example.org`, or `*.example.org`.
-    pub allow_hosts: Vec<String>,
-    /// Hosts that may resolve to loopback, link-local or private addresses
-    /// (a NAS on the LAN). They must be in `allow_hosts` too.
-    pub allow_private: Vec<String>,
-    /// Bytes read of a response at most.
-    pub max_bytes: u64,
-    pub timeout_seconds: u64,
-    pub max_redirects: u32,
-}
-
-impl Default for FetchConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            allow_hosts: Vec::new(),
-            allow_private: Vec::new(),
-            max_bytes: 1 << 20,
-            timeout_seconds: 20,
-            max_redirects: 5,
-        }
-    }
-}
+pub use crate::config::tools::FetchConfig;
 
 pub struct Fetch;
 
@@ -61,13 +33,7 @@ fn failed(message: impl std::fmt::Display) -> ToolError {
     ToolError::failed("fetch", message)
 }
 
-pub fn host_matches(host: &str, pattern: &str) -> bool {
-    let pattern = pattern.trim().to_ascii_lowercase();
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => host.ends_with(&format!(".{suffix}")),
-        None => host == pattern,
-    }
-}
+pub use crate::vocab::host_matches;
 
 /// Addresses nobody should reach through a fetched URL by default.
 pub fn is_special(ip: IpAddr) -> bool {

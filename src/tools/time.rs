@@ -7,15 +7,7 @@ use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec};
 
 pub struct Time;
 
-/// The owner's timezone: `name`, or the machine's when empty.
-pub fn owner_timezone(name: &str) -> Result<jiff::tz::TimeZone, String> {
-    if name.trim().is_empty() {
-        return Ok(jiff::tz::TimeZone::system());
-    }
-    jiff::tz::TimeZone::get(name.trim()).map_err(|e| {
-        format!("unknown timezone {name:?} ({e}); use an IANA name such as \"Europe/Paris\"")
-    })
-}
+pub use crate::vocab::clock::owner_timezone;
 
 impl Tool for Time {
     fn spec(&self) -> ToolSpec {

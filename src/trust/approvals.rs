@@ -11,7 +11,7 @@
 //! room, an expired or used code: nothing happens, and the attempt is
 //! logged and audited.
 
-use crate::db::now_ms;
+use crate::vocab::now_ms;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::tools::Effect;
+use crate::vocab::Effect;
 
 /// What a request is for.
 #[derive(Debug, Clone, Serialize)]

@@ -9,7 +9,7 @@
 //! hash) is also written to `<data>/audit.head` after each append, so
 //! entries cut from the end are caught too.
 
-use crate::db::now_ms;
+use crate::vocab::now_ms;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};

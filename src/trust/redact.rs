@@ -290,9 +290,7 @@ pub fn host_of(url: &str) -> Option<String> {
 }
 
 fn allowed_host(host: &str, allowed: &[String]) -> bool {
-    allowed
-        .iter()
-        .any(|p| crate::tools::fetch::host_matches(host, p))
+    allowed.iter().any(|p| crate::vocab::host_matches(host, p))
 }
 
 #[cfg(test)]

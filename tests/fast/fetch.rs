@@ -2,8 +2,7 @@
 //! allow-listed hosts only, special addresses refused after DNS and on
 //! redirects, HTML reduced to text, size capped.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

@@ -1,7 +1,6 @@
 //! `hermit chat` end to end: the real binary, a real model, scripted stdin.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn scripted_chat_answers_a_simple_fact_with_the_default_model() {

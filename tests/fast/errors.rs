@@ -1,8 +1,7 @@
 //! Bad input gets a message that names the file or key and says how to fix
 //! it, and a non-zero exit code; never a panic or a backtrace.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::process::Output;
 

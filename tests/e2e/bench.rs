@@ -1,8 +1,7 @@
 //! `hermit bench llm --json` on a real model: the fields the issue asks for,
 //! and a second turn that evaluates only its new tokens.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn bench_llm_json_reports_throughput_and_time_to_first_token() {

@@ -1,8 +1,7 @@
 //! `hermit doctor`: a verdict per check, a live sandbox probe, and a
 //! non-zero exit on any critical finding.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::os::unix::fs::PermissionsExt;
 

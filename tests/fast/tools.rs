@@ -1,8 +1,7 @@
 //! Tools through `hermit tools run`: the same decision point and sandbox as
 //! the agent's calls. Path escapes of the file tools, the trash, the shell.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::os::unix::fs::symlink;
 use std::path::Path;

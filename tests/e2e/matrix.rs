@@ -3,10 +3,7 @@
 //! directory) and the bot; a second matrix-sdk client logs in as the owner
 //! with the password `hermit up` generated. No part of Matrix is mocked.
 
-#![recursion_limit = "256"]
-
-mod common;
-
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};

@@ -3,9 +3,7 @@
 //! Hermit's clock is moved to a fixed Wednesday morning in Paris so that
 //! every expected time is known.
 
-mod common;
-
-use common::{DEFAULT_MODEL, DataDir, model_file, run_with_stdin, stderr, stdout};
+use crate::common::{DEFAULT_MODEL, DataDir, model_file, run_with_stdin, stderr, stdout};
 
 /// Wednesday 25 November 2026, 10:00 in Paris.
 const NOW: &str = "2026-11-25T10:00:00+01:00[Europe/Paris]";

@@ -1,8 +1,7 @@
 //! The inference engine through the library, on a real model: prefix reuse,
 //! a full context, special tokens in user text, cancellation.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use hermit::agent::Conversation;
 use hermit::config::Config;

@@ -1,0 +1,25 @@
+//! Who is asking: a principal, as the policy sees it.
+
+use serde::{Deserialize, Serialize};
+
+/// Who is asking: the exact user ID and the role it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub id: String,
+    pub role: String,
+}
+
+impl Principal {
+    pub fn is_owner(&self) -> bool {
+        self.role == "owner"
+    }
+
+    /// The owner at the box's own terminal (`hermit chat`, the control
+    /// socket): the Unix user who owns the data directory.
+    pub fn local_owner(owner_id: &str) -> Self {
+        Self {
+            id: owner_id.to_string(),
+            role: "owner".into(),
+        }
+    }
+}
