@@ -1,6 +1,6 @@
 //! `hermit chat`: a conversation in the terminal, through the running
-//! daemon when there is one, else with an agent of its own (the model,
-//! memory and, when they are on, the tools).
+//! daemon when there is one, else with an agent of its own (the model, the
+//! trust layer, memory and, when they are on, the tools).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,10 +25,12 @@ pub fn run(global: &Global, system: Option<String>) -> anyhow::Result<()> {
     let engine = start_engine(&config)?;
     let system = system.unwrap_or(config.agent.system_prompt.clone());
     let memory = open_memory(&config)?;
+    // The trust layer even with the tools off: the stop switch halts this
+    // chat's turns too, as it does the daemon's.
+    ensure_data_dir(&config)?;
+    let trust = Arc::new(Trust::open(&config)?);
     let toolbox = if config.agent.tools {
-        ensure_data_dir(&config)?;
-        let trust = Arc::new(Trust::open(&config)?);
-        Some(toolbox_with(&config, trust, memory.clone())?)
+        Some(toolbox_with(&config, trust.clone(), memory.clone())?)
     } else {
         None
     };
@@ -37,7 +39,8 @@ pub fn run(global: &Global, system: Option<String>) -> anyhow::Result<()> {
         toolbox,
         config.agent.max_tool_steps,
         Duration::from_secs(config.agent.turn_timeout_seconds),
-    )?;
+    )?
+    .with_trust(trust);
     if let Some(m) = memory {
         m.start_worker();
         agent = agent.with_memory(m);
