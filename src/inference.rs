@@ -423,7 +423,7 @@ impl Engine {
         }
     }
 
-    /// Runs a benchmark pass on the engine thread (see [`crate::bench`]).
+    /// Runs a benchmark pass on the engine thread (`hermit bench llm`).
     pub fn raw_throughput(
         &self,
         prompt_tokens: usize,

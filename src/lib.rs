@@ -25,14 +25,13 @@
 //! - [`trust`]: policy, provenance and taint, approvals, the stop switch,
 //!   redaction and the hash-chained audit log.
 //! - [`sandbox`]: the kernel-enforced confinement of every tool process.
-//! - [`bench`]: `hermit bench llm`, `hermit bench sandbox`.
-//! - [`app`]: the commands behind the command line.
+//!
+//! The command line (`src/main.rs`, `src/cli/`) is the `hermit` binary's: a
+//! module per command, on top of this library.
 
 #![recursion_limit = "256"]
 
 pub mod agent;
-pub mod app;
-pub mod bench;
 pub mod channels;
 pub mod config;
 pub mod control;

@@ -153,6 +153,11 @@ impl Registry {
         Self::parse(REGISTRY, dir).expect("models/models.toml compiled into hermit is valid")
     }
 
+    /// The built-in registry over the configured model cache (`models_dir`).
+    pub fn for_config(config: &crate::config::Config) -> Self {
+        Self::builtin(config.models_dir())
+    }
+
     pub fn parse(text: &str, dir: PathBuf) -> Result<Self, toml::de::Error> {
         let file: RegistryFile = toml::from_str(text)?;
         Ok(Self {

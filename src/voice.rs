@@ -83,7 +83,7 @@ impl VoiceSettings {
     /// From the configuration; the model must be present and verified.
     pub fn from_config(config: &Config) -> Result<Self, VoiceError> {
         let v = &config.voice;
-        let model = crate::app::registry(config).resolve_file(&v.model)?;
+        let model = crate::models::Registry::for_config(config).resolve_file(&v.model)?;
         Ok(Self {
             worker: worker_path(),
             model,

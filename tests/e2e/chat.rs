@@ -97,3 +97,33 @@ fn the_model_creates_a_file_with_a_tool() {
         assert!(todo.contains(item), "todo.txt: {todo:?}");
     }
 }
+
+#[test]
+fn a_chat_without_tools_obeys_the_stop_switch() {
+    model_file(SMALL_MODEL_FILE);
+    let data = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let out = hermit()
+            .env("HERMIT_DATA", data.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    let chat = || {
+        let mut cmd = hermit();
+        cmd.args(["chat", "--model", SMALL_MODEL])
+            .env("HERMIT_DATA", data.path())
+            .env("HERMIT_AGENT__TOOLS", "false")
+            .env("HERMIT_INFERENCE__MAX_REPLY_TOKENS", "16");
+        let out = run_with_stdin(cmd, "Name a colour.\n");
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    cli(&["stop-all"]);
+    let reply = chat();
+    assert_eq!(reply.trim(), "", "a stopped Hermit answered: {reply:?}");
+    cli(&["resume"]);
+    let reply = chat();
+    assert!(!reply.trim().is_empty(), "no reply after resume");
+}

@@ -1,0 +1,128 @@
+//! `hermit models list|pull|verify`: the models the registry knows, their
+//! state in the model cache, fetching and re-verifying them.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use hermit::models::{ModelStatus, Registry};
+
+use super::args::ModelsCommand;
+use super::{Global, human_size};
+
+pub fn run(global: &Global, command: ModelsCommand) -> anyhow::Result<bool> {
+    match command {
+        ModelsCommand::List { json } => list(global, json).map(|()| true),
+        ModelsCommand::Pull { name, from } => pull(global, &name, from.as_deref()).map(|()| true),
+        ModelsCommand::Verify => verify(global),
+    }
+}
+
+fn list(global: &Global, json: bool) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let reg = Registry::for_config(&config);
+    let rows: Vec<_> = reg.models.iter().map(|m| (m, reg.status(m))).collect();
+    if json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(m, s)| {
+                serde_json::json!({
+                    "name": m.name, "role": m.role, "description": m.description,
+                    "license": m.license, "file": reg.path_of(m),
+                    "size": m.size, "sha256": m.sha256, "status": status_word(s),
+                    "default": m.name == config.inference.model, "source": m.source(),
+                    "upstream": m.upstream,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    println!("Models in {}:", reg.dir.display());
+    println!(
+        "  {:<22} {:<11} {:>9}  {:<10} source",
+        "name", "role", "size", "status"
+    );
+    for (m, s) in &rows {
+        let mark = if m.name == config.inference.model {
+            "*"
+        } else {
+            " "
+        };
+        println!(
+            "{mark} {:<22} {:<11} {:>9}  {:<10} {}",
+            m.name,
+            m.role,
+            human_size(m.size),
+            status_word(s),
+            m.source()
+        );
+    }
+    println!(
+        "\n* the configured model. Fetch a missing one with `hermit models pull NAME` or scripts/fetch-models."
+    );
+    Ok(())
+}
+
+fn status_word(s: &ModelStatus) -> String {
+    match s {
+        ModelStatus::Verified => "verified".into(),
+        ModelStatus::Missing => "missing".into(),
+        ModelStatus::WrongSize(n) => format!("bad size ({n} bytes)"),
+        ModelStatus::WrongHash => "BAD SHA-256".into(),
+    }
+}
+
+fn pull(global: &Global, name: &str, from: Option<&Path>) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    let reg = Registry::for_config(&config);
+    if let Some(entry) = reg.get(name)
+        && reg.status(entry) == ModelStatus::Verified
+    {
+        println!(
+            "{name} is already present and verified: {}",
+            reg.path_of(entry).display()
+        );
+        return Ok(());
+    }
+    let tty = std::io::stderr().is_terminal();
+    let mut last_decile = u64::MAX;
+    let mut progress = |done: u64, total: u64| {
+        let pct = done * 100 / total.max(1);
+        if tty {
+            eprint!(
+                "\r  {name}: {pct:3}% ({} / {})",
+                human_size(done),
+                human_size(total)
+            );
+        } else if pct / 10 != last_decile {
+            last_decile = pct / 10;
+            eprintln!("  {name}: {pct}%");
+        }
+    };
+    let path = reg.pull(name, from, &mut progress);
+    if tty {
+        eprintln!();
+    }
+    println!("{name}: verified and installed at {}", path?.display());
+    Ok(())
+}
+
+fn verify(global: &Global) -> anyhow::Result<bool> {
+    let config = global.load_config()?;
+    let reg = Registry::for_config(&config);
+    let mut all_ok = true;
+    for m in &reg.models {
+        let path = reg.path_of(m);
+        if !path.exists() {
+            continue;
+        }
+        match hermit::models::verify(m, &path, true) {
+            Ok(()) => println!("{}: ok", m.name),
+            Err(e) => {
+                all_ok = false;
+                println!("{}: {e}", m.name);
+            }
+        }
+    }
+    Ok(all_ok)
+}
