@@ -1,32 +1,21 @@
 //! Hermit: a private AI agent that lives in a box.
 //!
 //! The daemon talks to its owner through channels, answers with a quantized
-//! model that runs in its own process, and (as the project grows) remembers,
-//! acts through sandboxed tools under a policy, and keeps an audit log. See
-//! `DESIGN.md` for the architecture and the security model. The map:
+//! model run in-process by llama.cpp, remembers, reminds, and acts through
+//! sandboxed tools under a policy, with a hash-chained audit log. The map,
+//! in layers (each uses only the layers below it; `tests/fast/layers.rs`
+//! fails on a cycle, and `ARCHITECTURE.md` follows a message, a voice note,
+//! a reminder and an approval through them):
 //!
-//! - [`config`]: `hermit.toml`, defaults and `HERMIT_*` overrides.
-//! - [`models`]: the model registry (`models/models.toml`) and the verified
-//!   model cache; nothing is loaded that does not match its SHA-256.
-//! - [`inference`]: llama.cpp in-process: the model loaded once on an engine
-//!   thread, chat templates rendered from the GGUF, streaming, per-conversation
-//!   KV caches with prefix reuse.
-//! - [`db`]: `hermit.db` (SQLite): the source of truth, with migrations.
-//! - [`agent`]: the agent loop: a conversation's history turned into replies.
-//! - [`memory`]: what Hermit keeps (hermit.db), its full-text index
-//!   (tantivy) and embeddings (candle); recall, search, forgetting.
-//! - [`channels`]: where messages come from: the terminal (`hermit chat`) and
-//!   Matrix (`hermit up`).
-//! - [`homeserver`]: Synapse, configured, started and supervised; accounts.
-//! - [`control`]: the daemon's control socket, used by the other commands.
-//! - [`secrets`]: generated secrets, 0600 in the data directory.
-//! - [`tools`]: what Hermit can do (shell, files, trash, notes, fetch,
-//!   time), all through one decision point.
-//! - [`trust`]: policy, provenance and taint, approvals, the stop switch,
-//!   redaction and the hash-chained audit log.
-//! - [`sandbox`]: the kernel-enforced confinement of every tool process.
+//! | layer | modules |
+//! |---|---|
+//! | channels | [`channels`] (Matrix, terminal), [`control`] (the daemon's socket), [`homeserver`] (Synapse) |
+//! | agent | [`proactive`] (scheduler, briefings, tasks), [`agent`] (conversations, the turn, the one policy gate) |
+//! | services | [`tools`], [`voice`] (the hermit-stt worker), [`trust`] (policy, approvals, stop switch, redaction, audit), [`memory`], [`reminders`], [`schedule`] |
+//! | engines | [`inference`] (llama.cpp behind a queue; `Engine::scripted`, a test double), [`sandbox`] (Landlock, seccomp, namespaces) |
+//! | base | [`config`], [`db`], [`secrets`], [`models`], [`vocab`] (Principal, Effect, ToolCall, Origin, the clock) |
 //!
-//! The command line (`src/main.rs`, `src/cli/`) is the `hermit` binary's: a
+//! The command line (`src/main.rs`, `src/cli/`) is the binary's, one
 //! module per command, on top of this library.
 
 #![recursion_limit = "256"]
