@@ -1137,7 +1137,8 @@ pub fn up(global: &Global) -> anyhow::Result<()> {
         );
         let control_task = tokio::spawn(control.serve());
         let reminders = std::sync::Arc::new(crate::reminders::Reminders::open(&data)?);
-        let reminders_task = tokio::spawn(bot.clone().run_reminders(reminders));
+        let scheduler = crate::proactive::Scheduler::new(crate::proactive::Settings::from_config(&config), agent.clone(), trust.clone(), reminders, bot.clone());
+        let reminders_task = tokio::spawn(scheduler.run());
         let mut failed = supervisor.as_ref().map(|s: &crate::homeserver::Supervisor| s.failed.clone());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let result = tokio::select! {

@@ -441,6 +441,74 @@ pub struct RawThroughput {
     pub gen_duration: Duration,
 }
 
+#[cfg(test)]
+impl Engine {
+    /// An engine without a model, for tests: each generation streams
+    /// `reply` a word every `pace`, and ends early, `Cancelled`, when its
+    /// cancel flag is set (as the real one does at its next token).
+    pub(crate) fn scripted(reply: &'static str, pace: std::time::Duration) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<engine::Job>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let worker_queued = queued.clone();
+        let thread = std::thread::spawn(move || {
+            while let Ok(job) = rx.recv() {
+                match job {
+                    engine::Job::Generate { events, cancel, .. } => {
+                        worker_queued.fetch_sub(1, Ordering::SeqCst);
+                        let mut finish = FinishReason::Stop;
+                        let mut generated = 0;
+                        for word in reply.split_inclusive(' ') {
+                            if cancel.load(Ordering::SeqCst) {
+                                finish = FinishReason::Cancelled;
+                                break;
+                            }
+                            let _ = events.send(GenerationEvent::Token(word.to_string()));
+                            generated += 1;
+                            std::thread::sleep(pace);
+                        }
+                        let _ = events.send(GenerationEvent::Done(GenerationStats {
+                            prompt_tokens: 0,
+                            reused_tokens: 0,
+                            evaluated_tokens: 0,
+                            generated_tokens: generated,
+                            dropped_messages: 0,
+                            prompt_ms: 0.0,
+                            ttft_ms: 0.0,
+                            generation_ms: 0.0,
+                            finish,
+                        }));
+                    }
+                    engine::Job::Forget(_) => {}
+                    engine::Job::Throughput { reply, .. } => {
+                        let _ = reply.send(Err(InferenceError::EngineStopped));
+                    }
+                    engine::Job::Shutdown => break,
+                }
+            }
+        });
+        Self {
+            inner: Arc::new(EngineInner {
+                tx: std::sync::Mutex::new(tx),
+                info: ModelInfo {
+                    name: "scripted".into(),
+                    path: String::new(),
+                    verified: false,
+                    n_params: 0,
+                    size_bytes: 0,
+                    n_ctx_train: 0,
+                    template_fallback: false,
+                    threads: 1,
+                    batch_threads: 1,
+                    context_tokens: 4096,
+                },
+                queued,
+                generations: Default::default(),
+                thread: std::sync::Mutex::new(Some(thread)),
+            }),
+        }
+    }
+}
+
 impl Drop for EngineInner {
     fn drop(&mut self) {
         if let Ok(tx) = self.tx.lock() {

@@ -17,6 +17,8 @@
 //!   (tantivy) and embeddings (candle); recall, search, forgetting.
 //! - [`channels`]: where messages come from: the terminal (`hermit chat`) and
 //!   Matrix (`hermit up`).
+//! - [`proactive`]: what Hermit does unasked: reminders, morning briefings
+//!   and scheduled tasks delivered on time, through a channel's outbox.
 //! - [`homeserver`]: Synapse, configured, started and supervised; accounts.
 //! - [`control`]: the daemon's control socket, used by the other commands.
 //! - [`secrets`]: generated secrets, 0600 in the data directory.
@@ -41,6 +43,7 @@ pub mod homeserver;
 pub mod inference;
 pub mod memory;
 pub mod models;
+pub mod proactive;
 pub mod reminders;
 pub mod sandbox;
 pub mod schedule;
