@@ -330,7 +330,9 @@ impl Agent {
         cancel: Arc<AtomicBool>,
     ) -> Result<TurnOutcome, InferenceError> {
         let Some(memory) = self.memory.clone() else {
-            return self.turn_inner(conv, user_text, on_event, cancel).await;
+            return self
+                .turn_inner(conv, user_text, on_event, cancel, true)
+                .await;
         };
         let principal = self.principal_of(conv);
         let who = crate::memory::principal_key(&principal);
@@ -376,7 +378,9 @@ impl Agent {
             Ok(Err(e)) => tracing::warn!(error = %e, "memory: recall failed; answering without it"),
             Err(e) => tracing::warn!(error = %e, "memory: recall failed; answering without it"),
         }
-        let outcome = self.turn_inner(conv, user_text, on_event, cancel).await?;
+        let outcome = self
+            .turn_inner(conv, user_text, on_event, cancel, true)
+            .await?;
         if !outcome.reply.trim().is_empty() {
             let (key, place, reply) = (
                 conv.key.clone(),
@@ -413,13 +417,36 @@ impl Agent {
         }
     }
 
+    /// Writes text Hermit composes itself (the morning briefing): one
+    /// reply to `prompt` in a conversation of its own, without tools (it
+    /// reads, it cannot act) and without memory (nothing recalled, nothing
+    /// kept). A turn all the same: registered with the stop switch (a
+    /// `!stop` ends it, and it is then `cancelled`; stopped, it does not
+    /// start) and bounded by the turn's time.
+    pub async fn compose(
+        &self,
+        system_prompt: &str,
+        prompt: &str,
+    ) -> Result<TurnOutcome, InferenceError> {
+        let mut conv = Conversation::new(system_prompt);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let outcome = self
+            .turn_inner(&mut conv, prompt, |_| {}, cancel, false)
+            .await;
+        self.engine.forget(conv.id());
+        outcome
+    }
+
+    /// A turn; `tools`: whether the toolbox (if any) is offered.
     async fn turn_inner(
         &self,
         conv: &mut Conversation,
         user_text: &str,
         mut on_event: impl FnMut(TurnEvent),
         cancel: Arc<AtomicBool>,
+        tools: bool,
     ) -> Result<TurnOutcome, InferenceError> {
+        let offer = self.offer.as_ref().filter(|_| tools);
         let mut started = Instant::now();
         let _registered = self.trust.as_ref().map(|t| t.halt.register(cancel.clone()));
         if let Some(trust) = &self.trust
@@ -443,7 +470,7 @@ impl Agent {
         let mut tool_calls = 0usize;
         loop {
             let mut generation = self.engine.generate_with_cancel(
-                conv.request(GenerateOptions::default(), self.offer.as_ref()),
+                conv.request(GenerateOptions::default(), offer),
                 cancel.clone(),
             );
             let mut text = String::new();
@@ -482,7 +509,7 @@ impl Agent {
             tracing::debug!(%text, ?stats.finish, "model output");
             let cancelled = stats.finish == crate::inference::FinishReason::Cancelled;
             let call = match (&self.toolbox, cancelled) {
-                (Some(_), false) => parse_tool_call(&text),
+                (Some(_), false) if tools => parse_tool_call(&text),
                 _ => None,
             };
             let Some((before, call)) = call else {

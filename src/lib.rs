@@ -29,6 +29,7 @@ pub mod homeserver;
 pub mod inference;
 pub mod memory;
 pub mod models;
+pub mod proactive;
 pub mod reminders;
 pub mod sandbox;
 pub mod schedule;

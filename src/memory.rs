@@ -203,6 +203,27 @@ pub struct NewMessage<'a> {
     pub body: &'a str,
 }
 
+/// A voice message's transcript to keep.
+#[derive(Debug, Clone)]
+pub struct NewTranscript<'a> {
+    pub principal: &'a str,
+    pub room: Option<&'a str>,
+    /// The voice message's Matrix event.
+    pub event_id: Option<&'a str>,
+    pub language: &'a str,
+    pub body: &'a str,
+}
+
+/// Keeps a transcript, on `conn` (a channel keeps its transcripts whether
+/// or not memory is on; the index catches up from the change log).
+pub fn record_transcript(conn: &Connection, t: &NewTranscript) -> Result<i64, MemoryError> {
+    conn.execute(
+        "INSERT INTO transcripts (principal, room, event_id, language, body, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![t.principal, t.room, t.event_id, t.language, t.body, crate::db::now_ms()],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
 /// What was recalled for a turn.
 #[derive(Debug, Clone, Default)]
 pub struct Recall {

@@ -5,7 +5,8 @@
 //! model: the next due instant of every active reminder is stored, and the
 //! daemon sleeps until the earliest. When an occurrence falls due,
 //! [`Reminders::take_due`] writes a delivery row and moves the reminder on
-//! in one transaction; the channel marks the delivery when it has sent it.
+//! in one transaction; the scheduler ([`crate::proactive`]) marks the
+//! delivery when its channel has sent it.
 //! Occurrences missed while the box was off are delivered once, late,
 //! saying so; a recurring reminder then continues from now (the missed
 //! occurrences are not replayed one by one).

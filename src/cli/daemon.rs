@@ -176,7 +176,7 @@ async fn serve(config: Config, data: PathBuf, secrets: Secrets) -> anyhow::Resul
     let control = hermit::control::Server::bind(
         &data,
         agent.clone(),
-        bot.trust().clone(),
+        trust.clone(),
         bot.system_prompt().to_string(),
         hermit::control::Identity {
             homeserver: url.clone(),
@@ -193,7 +193,14 @@ async fn serve(config: Config, data: PathBuf, secrets: Secrets) -> anyhow::Resul
     );
     let control_task = tokio::spawn(control.serve());
     let reminders = Arc::new(hermit::reminders::Reminders::open(&data)?);
-    let reminders_task = tokio::spawn(bot.clone().run_reminders(reminders));
+    let scheduler = hermit::proactive::Scheduler::new(
+        hermit::proactive::Settings::from_config(&config),
+        agent.clone(),
+        trust.clone(),
+        reminders,
+        bot.clone(),
+    );
+    let reminders_task = tokio::spawn(scheduler.run());
     let mut failed = supervisor.as_ref().map(|s: &Supervisor| s.failed.clone());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let result = tokio::select! {

@@ -22,6 +22,9 @@ pub enum ScriptedReply {
     /// This text, a word at a time (a tool call is written as a real
     /// model writes it: `<tool_call>{"name": …, "arguments": …}</tool_call>`).
     Text(String),
+    /// This text, a word every `every` (a reply being written, for a stop
+    /// to reach).
+    Paced { text: String, every: Duration },
     /// Words every `every` until the generation is cancelled (a long
     /// briefing, a runaway answer): proves that a stop reaches it.
     Endless { every: Duration },
@@ -110,6 +113,15 @@ fn play(
                     finish = FinishReason::Cancelled;
                     break;
                 }
+            }
+        }
+        ScriptedReply::Paced { text, every } => {
+            for piece in text.split_inclusive(' ') {
+                if !send(piece) {
+                    finish = FinishReason::Cancelled;
+                    break;
+                }
+                std::thread::sleep(every);
             }
         }
         ScriptedReply::Endless { every } => loop {

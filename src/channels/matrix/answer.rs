@@ -1,0 +1,294 @@
+//! Answering: one worker task per room answers that room's messages in
+//! order, each with the room's own conversation (rebuilt from the journal
+//! after a restart; `!new` starts a fresh one) and so its own KV cache. A
+//! message is answered only while it is pending in the journal, so nothing
+//! is answered twice; the reply is streamed as edits of one message (at
+//! most one per interval, a bounded number of them, never half a word) and
+//! the final text recorded with its timings.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use matrix_sdk::RoomState;
+use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId};
+use tokio::sync::mpsc;
+
+use super::Bot;
+use super::journal::{Entry, Exchange, Status, Timings};
+use super::outgoing::{MAX_MESSAGE_TEXT, Outgoing, chunks, reply_notice};
+use crate::agent::{Conversation, TurnEvent};
+use crate::db::now_ms;
+use crate::inference::{ChatMessage, Role};
+use crate::trust::audit::sha256_hex;
+use crate::trust::provenance::Origin;
+
+impl Bot {
+    pub(super) async fn room_worker(
+        self: Arc<Self>,
+        room_id: OwnedRoomId,
+        mut events: mpsc::UnboundedReceiver<OwnedEventId>,
+    ) {
+        let mut conversation: Option<(i64, Conversation)> = None;
+        while let Some(event_id) = events.recv().await {
+            if let Err(e) = self.answer(&room_id, &event_id, &mut conversation).await {
+                let joined = self
+                    .client
+                    .get_room(&room_id)
+                    .is_some_and(|r| r.state() == RoomState::Joined);
+                if joined {
+                    // A transport error (Synapse restarting, Hermit
+                    // stopping): left pending, answered at the next start.
+                    tracing::error!(room = %room_id, event = %event_id, error = %format!("{e:#}"), "could not answer; it stays pending");
+                } else {
+                    tracing::error!(room = %room_id, event = %event_id, error = %format!("{e:#}"), "could not answer: the bot is not in the room");
+                    let _ = self.journal.mark_failed(event_id.as_str());
+                }
+            }
+        }
+    }
+
+    async fn answer(
+        &self,
+        room_id: &OwnedRoomId,
+        event_id: &OwnedEventId,
+        conversation: &mut Option<(i64, Conversation)>,
+    ) -> anyhow::Result<()> {
+        let Some(Entry {
+            body,
+            epoch,
+            status,
+            reply_event_id,
+            received_at,
+            sender,
+        }) = self.journal.entry(event_id.as_str())?
+        else {
+            return Ok(());
+        };
+        if status != Some(Status::Pending) {
+            // Never answered twice.
+            return Ok(());
+        }
+        let Some(room) = self.client.get_room(room_id) else {
+            anyhow::bail!("the bot is not in this room");
+        };
+        if room.state() != RoomState::Joined {
+            anyhow::bail!("the bot is no longer in this room (left or kicked)");
+        }
+        let received =
+            Instant::now() - Duration::from_millis((now_ms() - received_at).max(0) as u64);
+        let mut reply = Outgoing {
+            room: &room,
+            answers: event_id.clone(),
+            first: reply_event_id.and_then(|s| s.try_into().ok()),
+            journal: &self.journal,
+            trust: &self.trust,
+        };
+        let Some(principal) = self.trust.principals.of(&sender) else {
+            // No longer allowed (removed from the configuration since).
+            tracing::info!(%sender, event = %event_id, "not answered: the sender is no longer allowed");
+            self.journal.mark_skipped(event_id.as_str())?;
+            return Ok(());
+        };
+        // A voice message: transcribed, the transcript shown back (so the
+        // person sees what was understood), kept, then answered as their
+        // words.
+        let (body, heard) = match body.strip_prefix("\u{0}audio:") {
+            Some(json) => match self.hear(&room, event_id, &sender, json).await {
+                Ok(text) => (text, None),
+                Err(why) => (String::new(), Some(why)),
+            },
+            None => (body, None),
+        };
+        // Commands and what the model is not given.
+        let canned = if let Some(why) = heard {
+            Some(why)
+        } else if let Some(kind) = body.strip_prefix("\u{0}unsupported:") {
+            Some(format!(
+                "I can only read text and voice messages for now (this was {kind})."
+            ))
+        } else if body.len() > self.settings.max_message_bytes {
+            Some(format!(
+                "That message is too long for me ({} KB; the limit is {} KB). Could you shorten it?",
+                body.len() / 1024,
+                self.settings.max_message_bytes / 1024
+            ))
+        } else if let Some(by) = self.trust.halt.halted_by() {
+            Some(format!(
+                "I am stopped (by {by}): nothing runs until the owner sends `!resume`."
+            ))
+        } else {
+            self.command(
+                room_id,
+                &crate::memory::principal_key(&principal),
+                body.trim(),
+                conversation,
+            )
+        };
+        if let Some(text) = canned {
+            reply.finish(&text).await?;
+            self.finish(event_id, &text, received, received, None)?;
+            return Ok(());
+        }
+        // The room's conversation in force now (a `!new` may have come
+        // after this message arrived), rebuilt from the journal if needed.
+        let epoch = self
+            .journal
+            .move_to_current(event_id.as_str(), room_id.as_str(), epoch)?;
+        if conversation.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            *conversation = Some((epoch, self.restore(room_id, epoch)?));
+        }
+        let conv = &mut conversation.as_mut().expect("set above").1;
+        let for_owner = principal.is_owner();
+        conv.principal = Some(principal);
+        // Not awaited: the turn need not wait for the typing notice.
+        let typing = room.clone();
+        tokio::spawn(async move {
+            let _ = typing.typing_notice(true).await;
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel::<TurnEvent>();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let agent = self.agent.clone();
+        let mut text = String::new();
+        let mut edits = 0u32;
+        let mut last_edit: Option<Instant> = None;
+        let mut first_edit_at: Option<Instant> = None;
+        // In a block: the turn holds the conversation until it is dropped.
+        let outcome = {
+            let turn = agent.turn(
+                conv,
+                &body,
+                move |ev| {
+                    if matches!(ev, TurnEvent::Token(_) | TurnEvent::Approval { .. }) {
+                        let _ = tx.send(ev);
+                    }
+                },
+                cancel,
+            );
+            tokio::pin!(turn);
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut turn => break outcome,
+                    Some(ev) = rx.recv() => match ev {
+                        TurnEvent::Token(t) => text.push_str(&t),
+                        TurnEvent::Approval { code, text: request } => {
+                            // The owner decides in the owner's room: a
+                            // member's request goes to the owner's direct
+                            // chat with the bot, when there is one.
+                            let target = self.approval_room(&room, for_owner).await;
+                            self.post_request(&target, &code, &request).await;
+                            if target.room_id() != room.room_id() {
+                                let _ = reply_notice(&room, "I asked the owner to approve this; I will go on when they answer.").await;
+                            }
+                            continue;
+                        }
+                        _ => {}
+                    }
+                }
+                // At most one edit per interval, and a bounded number of them.
+                let due = last_edit.is_none_or(|t| t.elapsed() >= self.settings.edit_interval);
+                // Up to the last whitespace only: a token or secret still
+                // being written is never streamed half-way, where the
+                // redaction filter could not recognise it (edits stay in
+                // the room's history).
+                let streamable = &text[..text.rfind(char::is_whitespace).unwrap_or(0)];
+                if due && edits < self.settings.max_edits && !streamable.trim().is_empty() {
+                    let shown = chunks(streamable.trim_end(), MAX_MESSAGE_TEXT)[0];
+                    // A failed edit is not the end of the answer: the next one,
+                    // or the final one, carries the text.
+                    if let Err(e) = reply.send(&format!("{shown} …")).await {
+                        tracing::warn!(error = %format!("{e:#}"), "a streamed edit failed");
+                    }
+                    edits += 1;
+                    last_edit = Some(Instant::now());
+                    first_edit_at.get_or_insert_with(Instant::now);
+                }
+            };
+            while let Ok(ev) = rx.try_recv() {
+                if let TurnEvent::Token(t) = ev {
+                    text.push_str(&t);
+                }
+            }
+            outcome
+        };
+        // The taint outlives a restart: kept with the room's conversation.
+        if let Some((e, c)) = conversation.as_ref()
+            && let Some(t) = &c.taint
+        {
+            let _ = self.journal.keep_taint(room_id.as_str(), *e, t);
+        }
+        let typing = room.clone();
+        tokio::spawn(async move {
+            let _ = typing.typing_notice(false).await;
+        });
+        let (final_text, stats) = match outcome {
+            Ok(o) => {
+                let mut t = o.reply.trim().to_string();
+                if t.is_empty() {
+                    t = text.trim().to_string();
+                }
+                if let Some(why) = o.limited {
+                    t.push_str(&format!("\n\n_({why})_"));
+                }
+                if t.is_empty() {
+                    t = "(no answer)".into();
+                }
+                (t, o.stats)
+            }
+            Err(e) => (format!("Sorry, I could not answer: {e}"), None),
+        };
+        reply.finish(&final_text).await?;
+        let first = first_edit_at.unwrap_or_else(Instant::now);
+        self.finish(event_id, &final_text, received, first, stats.as_ref())?;
+        Ok(())
+    }
+
+    fn finish(
+        &self,
+        event_id: &OwnedEventId,
+        reply: &str,
+        received: Instant,
+        first: Instant,
+        stats: Option<&crate::inference::GenerationStats>,
+    ) -> anyhow::Result<()> {
+        let since = |t: Instant| t.saturating_duration_since(received).as_millis() as i64;
+        self.trust.audit.record(
+            "message.out",
+            &self.settings.bot_id,
+            serde_json::json!({"answers": event_id.as_str(), "bytes": reply.len(), "sha256": sha256_hex(reply.as_bytes())}),
+        );
+        self.journal.finish(
+            event_id.as_str(),
+            reply,
+            &Timings {
+                first_edit_ms: since(first),
+                final_edit_ms: since(Instant::now()),
+                model_ttft_ms: stats.map(|s| s.ttft_ms),
+                model_total_ms: stats.map(|s| s.prompt_ms.max(s.ttft_ms) + s.generation_ms),
+            },
+        )?;
+        Ok(())
+    }
+
+    /// The room's conversation of `epoch`, from the journal.
+    fn restore(&self, room_id: &OwnedRoomId, epoch: i64) -> anyhow::Result<Conversation> {
+        let mut conv = Conversation::new(self.settings.system_prompt.clone());
+        conv.key = format!("matrix:{room_id}:{epoch}");
+        conv.place = room_id.to_string();
+        conv.taint = self.journal.taint(room_id.as_str(), epoch)?;
+        for Exchange {
+            body,
+            reply,
+            sender,
+        } in self.journal.history(room_id.as_str(), epoch)?
+        {
+            // Each message keeps its author: another person's words are
+            // untrusted in the owner's turns.
+            conv.push_from(ChatMessage::new(Role::User, body), Origin::Typed(sender));
+            if let Some(reply) = reply {
+                conv.push_from(ChatMessage::new(Role::Assistant, reply), Origin::Assistant);
+            }
+        }
+        Ok(conv)
+    }
+}
