@@ -17,9 +17,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// What a conversation is made of and what a turn reports, as the
+/// channels see them (they never reach the engine itself).
+pub use crate::inference::{ChatMessage, FinishReason, GenerationStats, InferenceError, Role};
 use crate::inference::{
-    ChatMessage, Engine, GenerateOptions, GenerateRequest, Generation, GenerationEvent,
-    GenerationStats, InferenceError, Role, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, TemplateToolCall,
+    Engine, GenerateOptions, GenerateRequest, Generation, GenerationEvent, TOOL_CALL_CLOSE,
+    TOOL_CALL_OPEN, TemplateToolCall,
 };
 use crate::tools::{ToolCall, Toolbox};
 use crate::trust::Trust;
@@ -262,6 +265,18 @@ pub struct TurnOutcome {
     pub limited: Option<String>,
 }
 
+/// The model as the agent reports it.
+#[derive(Debug, Clone)]
+pub struct ModelStatus {
+    pub name: String,
+    pub threads: u32,
+    pub context_tokens: u32,
+    /// Requests waiting for the engine.
+    pub queue: usize,
+    /// Generations asked of the model since it was loaded.
+    pub calls: u64,
+}
+
 /// The agent: the engine, the tools, and the bounds of a turn.
 pub struct Agent {
     pub engine: Engine,
@@ -313,6 +328,24 @@ impl Agent {
 
     /// The trust layer even without tools: the stop switch then still
     /// halts turns.
+    /// What `!status` and `hermit status` say of the model.
+    pub fn model_status(&self) -> ModelStatus {
+        let info = self.engine.info();
+        ModelStatus {
+            name: info.name.clone(),
+            threads: info.threads,
+            context_tokens: info.context_tokens,
+            queue: self.engine.queue_len(),
+            calls: self.engine.generations(),
+        }
+    }
+
+    /// Drops what the engine keeps of a conversation (its KV cache), when
+    /// the conversation is set aside (`!new`, a closed session).
+    pub fn forget(&self, conv: &Conversation) {
+        self.engine.forget(conv.id());
+    }
+
     pub fn with_trust(mut self, trust: Arc<Trust>) -> Self {
         self.trust = Some(trust);
         self

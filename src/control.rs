@@ -164,13 +164,13 @@ impl Server {
     }
 
     fn status(&self) -> Status {
-        let info = self.agent.engine.info();
+        let info = self.agent.model_status();
         Status {
             model: info.name.clone(),
             threads: info.threads,
             uptime_seconds: self.started.elapsed().as_secs(),
-            queue: self.agent.engine.queue_len(),
-            model_calls: self.agent.engine.generations(),
+            queue: info.queue,
+            model_calls: info.calls,
             homeserver: self.identity.homeserver.clone(),
             bot: self.identity.bot.clone(),
             device: self.identity.device.clone(),
@@ -181,7 +181,7 @@ impl Server {
         let mut conversation = Conversation::new(self.agent_system_prompt());
         let result = self.converse(stream, &mut conversation).await;
         // However the session ended, its KV cache is given back.
-        self.agent.engine.forget(conversation.id());
+        self.agent.forget(&conversation);
         result
     }
 
@@ -208,7 +208,7 @@ impl Server {
             match request {
                 Request::Status => send(&mut write, &self.status()).await?,
                 Request::New => {
-                    self.agent.engine.forget(conversation.id());
+                    self.agent.forget(conversation);
                     *conversation = Conversation::new(self.agent_system_prompt());
                     send(&mut write, &serde_json::json!({"event": "new"})).await?;
                 }

@@ -491,7 +491,7 @@ impl<O: Outbox> Scheduler<O> {
                 }
             }
         };
-        self.agent.engine.forget(conv.id());
+        self.agent.forget(&conv);
         let (ok, body) = match &outcome {
             Ok(o) => {
                 let mut t = o.reply.trim().to_string();

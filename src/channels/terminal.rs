@@ -45,7 +45,7 @@ pub async fn run(mut backend: Backend) -> anyhow::Result<()> {
     if interactive {
         let (name, threads, via) = match &mut backend {
             Backend::Local { agent, .. } => {
-                let info = agent.engine.info();
+                let info = agent.model_status();
                 (info.name.clone(), info.threads, "")
             }
             Backend::Remote(client) => {
@@ -197,7 +197,7 @@ pub async fn run(mut backend: Backend) -> anyhow::Result<()> {
                         eprintln!("({why})");
                     }
                     if let Some(stats) = &o.stats {
-                        if stats.finish == crate::inference::FinishReason::Length {
+                        if stats.finish == crate::agent::FinishReason::Length {
                             eprintln!("(reply cut at its length limit)");
                         }
                         if stats.dropped_messages > 0 {

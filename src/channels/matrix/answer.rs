@@ -17,9 +17,9 @@ use tokio::sync::mpsc;
 use super::Bot;
 use super::journal::{Entry, Exchange, Status, Timings};
 use super::outgoing::{MAX_MESSAGE_TEXT, Outgoing, chunks, reply_notice};
+use crate::agent::{ChatMessage, Role};
 use crate::agent::{Conversation, TurnEvent};
 use crate::db::now_ms;
-use crate::inference::{ChatMessage, Role};
 use crate::trust::audit::sha256_hex;
 use crate::trust::provenance::Origin;
 
@@ -249,7 +249,7 @@ impl Bot {
         reply: &str,
         received: Instant,
         first: Instant,
-        stats: Option<&crate::inference::GenerationStats>,
+        stats: Option<&crate::agent::GenerationStats>,
     ) -> anyhow::Result<()> {
         let since = |t: Instant| t.saturating_duration_since(received).as_millis() as i64;
         self.trust.audit.record(

@@ -95,7 +95,7 @@ impl Bot {
             "new" => {
                 let r = self.journal.new_epoch(room_id.as_str());
                 if let Some((_, c)) = conversation.take() {
-                    self.agent.engine.forget(c.id());
+                    self.agent.forget(&c);
                 }
                 match r {
                     Ok(_) => "Starting a fresh conversation; I have set aside what we said before."
@@ -104,7 +104,7 @@ impl Bot {
                 }
             }
             "status" => {
-                let info = self.agent.engine.info();
+                let info = self.agent.model_status();
                 let up = self.started.elapsed().as_secs();
                 format!(
                     "Model: {} ({} threads, context {} tokens)\nUp: {}h {:02}m {:02}s\nQueue: {} waiting",
@@ -114,7 +114,7 @@ impl Bot {
                     up / 3600,
                     up / 60 % 60,
                     up % 60,
-                    self.agent.engine.queue_len()
+                    info.queue
                 )
             }
             _ => format!("I do not know `!{command}`.\n\n{HELP}"),
