@@ -27,8 +27,9 @@ use crate::inference::{
 use crate::tools::{ToolCall, Toolbox};
 use crate::trust::Trust;
 use crate::trust::approvals::{ApprovalRequest, Outcome};
-use crate::trust::policy::{CallContext, Principal, Verdict};
-use crate::trust::provenance::{Origin, fence};
+use crate::trust::policy::{CallContext, Verdict};
+use crate::vocab::Principal;
+use crate::vocab::{Origin, fence};
 
 static NEXT_CONVERSATION: AtomicU64 = AtomicU64::new(1);
 
@@ -57,7 +58,7 @@ pub struct Conversation {
     recalled: std::collections::HashSet<crate::memory::Key>,
     /// Effects granted to the scheduled task this conversation runs
     /// ([`CallContext::granted`]).
-    pub grants: Vec<crate::tools::Effect>,
+    pub grants: Vec<crate::vocab::Effect>,
 }
 
 impl Conversation {
@@ -373,7 +374,7 @@ impl Agent {
         let already = conv.recalled.clone();
         let mem = memory.clone();
         let sender = if principal.id.is_empty() {
-            "owner".to_string()
+            crate::vocab::OWNER.to_string()
         } else {
             principal.id.clone()
         };
@@ -693,7 +694,7 @@ impl Agent {
                     }
                 };
                 trust.audit.record(
-                    "approval.request",
+                    crate::vocab::AuditKind::ApprovalRequest,
                     &principal.id,
                     serde_json::json!({
                         "code": code, "tool": call.name, "arguments": toolbox.audit_arguments(call),
@@ -736,7 +737,7 @@ impl Agent {
                         );
                         if !trust.approvals.consume(&code, &hash) {
                             trust.audit.record(
-                                "approval.mismatch",
+                                crate::vocab::AuditKind::ApprovalMismatch,
                                 &by,
                                 serde_json::json!({"code": code, "tool": call.name}),
                             );
@@ -746,7 +747,7 @@ impl Agent {
                             );
                         }
                         trust.audit.record(
-                            "approval.used",
+                            crate::vocab::AuditKind::ApprovalUsed,
                             &by,
                             serde_json::json!({"code": code, "tool": call.name}),
                         );

@@ -268,6 +268,10 @@ pub struct InferenceConfig {
     /// directory), so a new process answers its first message without
     /// evaluating them again.
     pub prompt_cache: bool,
+    /// Where that cache is kept (default: `prompt-cache` in the data
+    /// directory). Files are named by a hash of the model, the context
+    /// size and the tokens, so several data directories can share one.
+    pub prompt_cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -313,6 +317,7 @@ impl Default for InferenceConfig {
             gpu_layers: 0,
             cached_conversations: 4,
             prompt_cache: true,
+            prompt_cache_dir: None,
         }
     }
 }

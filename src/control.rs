@@ -236,7 +236,7 @@ impl Server {
                     let r = match self.trust.halt.resume() {
                         Ok(()) => {
                             self.trust.audit.record(
-                                "resume",
+                                crate::vocab::AuditKind::Resume,
                                 self.trust.owner(),
                                 serde_json::json!({"via": "control socket"}),
                             );
@@ -324,7 +324,7 @@ impl Server {
     fn decide(&self, code: &str, approve: bool) -> serde_json::Value {
         match self.trust.decide_at_box(code, approve, "control socket") {
             Ok(row) => serde_json::json!({"event": "decided", "data": row}),
-            Err(why) => serde_json::json!({"event": "refused", "data": why}),
+            Err(why) => serde_json::json!({"event": "refused", "data": why.to_string()}),
         }
     }
 
@@ -334,7 +334,7 @@ impl Server {
             Ok((turns, processes)) => {
                 tracing::warn!(turns, processes, "stopped from the command line");
                 trust.audit.record(
-                    "stop",
+                    crate::vocab::AuditKind::Stop,
                     trust.owner(),
                     serde_json::json!({"turns": turns, "processes": processes, "via": "control socket"}),
                 );

@@ -278,8 +278,6 @@ fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
     Ok(())
 }
 
-pub use crate::vocab::clock::{now, now_ms, system_now_ms};
-
 #[cfg(test)]
 mod tests {
     /// A database made at every earlier version, with rows in it, is

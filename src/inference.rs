@@ -83,9 +83,11 @@ impl EngineSettings {
             gpu_layers: i.gpu_layers,
             cached_conversations: i.cached_conversations,
             sampling: config.sampling.clone(),
-            prompt_cache: i
-                .prompt_cache
-                .then(|| config.data_dir().join("prompt-cache")),
+            prompt_cache: i.prompt_cache.then(|| {
+                i.prompt_cache_dir
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir().join("prompt-cache"))
+            }),
         }
     }
 }

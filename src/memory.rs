@@ -133,7 +133,7 @@ impl std::str::FromStr for Key {
 /// Whose memories: the owner's (at the box or in Matrix) are one.
 pub fn principal_key(p: &Principal) -> String {
     if p.is_owner() {
-        "owner".into()
+        crate::vocab::OWNER.into()
     } else {
         p.id.clone()
     }
@@ -219,7 +219,7 @@ pub struct NewTranscript<'a> {
 pub fn record_transcript(conn: &Connection, t: &NewTranscript) -> Result<i64, MemoryError> {
     conn.execute(
         "INSERT INTO transcripts (principal, room, event_id, language, body, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![t.principal, t.room, t.event_id, t.language, t.body, crate::db::now_ms()],
+        params![t.principal, t.room, t.event_id, t.language, t.body, crate::vocab::now_ms()],
     )?;
     Ok(conn.last_insert_rowid())
 }
@@ -355,7 +355,7 @@ impl Memory {
     /// Keeps a message of a conversation.
     pub fn record_message(&self, m: &NewMessage) -> Result<i64, MemoryError> {
         let conn = self.conn()?;
-        let now = crate::db::now_ms();
+        let now = crate::vocab::now_ms();
         conn.execute(
             "INSERT INTO conversations (id, principal, room, started_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(id) DO NOTHING",
@@ -415,7 +415,7 @@ impl Memory {
                         origin,
                         pinned,
                         conversation,
-                        crate::db::now_ms()
+                        crate::vocab::now_ms()
                     ],
                 )?;
                 conn.last_insert_rowid()
@@ -746,7 +746,7 @@ impl Memory {
             lines.push(line);
         }
         if !lines.is_empty() {
-            let today = jiff::Timestamp::from_millisecond(crate::db::now_ms())
+            let today = jiff::Timestamp::from_millisecond(crate::vocab::now_ms())
                 .map(|t| t.to_zoned(tz.clone()).strftime("%A %-d %B %Y").to_string())
                 .unwrap_or_default();
             recall.text = format!(

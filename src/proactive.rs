@@ -29,9 +29,9 @@ use tokio::sync::mpsc;
 
 use crate::agent::{Agent, Conversation, TurnEvent};
 use crate::config::Config;
-use crate::reminders::{BriefingData, Due, Reminders};
+use crate::reminders::{Action, BriefingData, Due, Reminders};
 use crate::trust::Trust;
-use crate::trust::policy::Principal;
+use crate::vocab::Principal;
 
 /// Longest sleep of the scheduler, in ms.
 const POLL_MS: i64 = 5_000;
@@ -176,22 +176,23 @@ impl<O: Outbox> Scheduler<O> {
                 .ok()
                 .and_then(Result::ok)
                 .flatten();
-            let now = crate::db::now_ms();
+            let now = crate::vocab::now_ms();
             let wait = next.map_or(POLL_MS, |t| (t - now).clamp(0, POLL_MS));
             if wait > 0 {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
             let r = self.reminders.clone();
-            let due =
-                match tokio::task::spawn_blocking(move || r.take_due(crate::db::now_ms())).await {
-                    Ok(Ok(d)) => d,
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "reminders: cannot read what is due");
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                        continue;
-                    }
-                    Err(_) => return,
-                };
+            let due = match tokio::task::spawn_blocking(move || r.take_due(crate::vocab::now_ms()))
+                .await
+            {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "reminders: cannot read what is due");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+                Err(_) => return,
+            };
             if !self.fire(due).await {
                 // Retried (same key: sent once) after a pause.
                 tokio::time::sleep(RETRY).await;
@@ -206,10 +207,10 @@ impl<O: Outbox> Scheduler<O> {
         let mut failed = false;
         let mut plain = Vec::new();
         for d in due {
-            match d.action.as_str() {
+            match d.action {
                 // A task acts: it runs at most once, so its occurrence is
                 // marked before it starts.
-                "task" => {
+                Action::Task => {
                     if let Err(e) = self.reminders.mark_delivered(d.reminder, d.due_at, None) {
                         tracing::warn!(error = %e, task = d.reminder, "cannot mark a task started; it waits");
                         failed = true;
@@ -219,13 +220,13 @@ impl<O: Outbox> Scheduler<O> {
                 }
                 // A briefing is a message: marked when sent (resent with the
                 // same key after a crash), written once.
-                "briefing" => {
+                Action::Briefing => {
                     let key = (d.reminder, d.due_at);
                     if self.jobs().insert(key) {
                         tokio::spawn(self.clone().briefing(d));
                     }
                 }
-                _ => plain.push(d),
+                Action::Remind | Action::Watch => plain.push(d),
             }
         }
         let mut sending = tokio::task::JoinSet::new();
@@ -273,7 +274,7 @@ impl<O: Outbox> Scheduler<O> {
                 }
                 tracing::info!(reminder = d.reminder, late = d.late, room = %place.id, "reminder delivered");
                 self.trust.audit.record(
-                    "reminder.delivered",
+                    crate::vocab::AuditKind::ReminderDelivered,
                     &self.settings.speaker,
                     serde_json::json!({"reminder": d.reminder, "due_at": d.due_at, "late": d.late, "room": place.id, "event": event}),
                 );
@@ -293,7 +294,7 @@ impl<O: Outbox> Scheduler<O> {
         let r = self.reminders.clone();
         let (who, tz) = (d.principal.clone(), d.tz.clone());
         let data =
-            tokio::task::spawn_blocking(move || r.gather(&who, crate::db::now_ms(), &tz)).await;
+            tokio::task::spawn_blocking(move || r.gather(&who, crate::vocab::now_ms(), &tz)).await;
         let data = match data {
             Ok(Ok(data)) => data,
             other => {
@@ -335,7 +336,7 @@ impl<O: Outbox> Scheduler<O> {
                 }
                 tracing::info!(principal = %d.principal, items = data.due_today.len() + data.open.len() + data.watching.len(), "briefing sent");
                 self.trust.audit.record(
-                    "briefing.sent",
+                    crate::vocab::AuditKind::BriefingSent,
                     &self.settings.speaker,
                     serde_json::json!({"reminder": d.reminder, "due_at": d.due_at, "late": d.late, "event": event}),
                 );
@@ -414,7 +415,7 @@ impl<O: Outbox> Scheduler<O> {
 
     /// The principal a schedule belongs to, if still allowed.
     fn principal_of_key(&self, key: &str) -> Option<Principal> {
-        let id = if key == "owner" {
+        let id = if key == crate::vocab::OWNER {
             self.trust.owner()
         } else {
             key
@@ -517,7 +518,7 @@ impl<O: Outbox> Scheduler<O> {
         match send(format!("{head}{late}\n\n{body}")).await {
             Ok(event) => {
                 self.trust.audit.record(
-                    "task.ran",
+                    crate::vocab::AuditKind::TaskRan,
                     &self.settings.speaker,
                     serde_json::json!({"reminder": d.reminder, "due_at": d.due_at, "ok": ok,
                         "tool_calls": outcome.as_ref().map(|o| o.tool_calls).unwrap_or(0), "event": event}),

@@ -37,8 +37,7 @@ pub struct Reminder {
     pub status: String,
     pub origin: Option<String>,
     pub fired_count: i64,
-    /// `remind`, `task`, `briefing` or `watch` (see migration 7).
-    pub action: String,
+    pub action: Action,
     /// A task's granted effects, comma-separated ("write,irreversible").
     pub grants: Option<String>,
 }
@@ -55,7 +54,7 @@ impl Reminder {
             (Some(rule), Some(n)) => format!("{rule} ({}), next on {n}", self.tz_name()),
             (Some(rule), None) => format!("{rule} ({})", self.tz_name()),
             (None, Some(n)) => format!("on {n}"),
-            (None, None) if self.action == "watch" => "watched".into(),
+            (None, None) if self.action == Action::Watch => "watched".into(),
             (None, None) => "done".into(),
         }
     }
@@ -63,11 +62,11 @@ impl Reminder {
     /// One line for a list: "3: call mum — on Friday …", tasks and
     /// grants named.
     pub fn line(&self) -> String {
-        let what = match self.action.as_str() {
-            "task" => format!("task \"{}\"", self.text),
-            "briefing" => "morning briefing".into(),
-            "watch" => format!("watching: {}", self.text),
-            _ => self.text.clone(),
+        let what = match self.action {
+            Action::Task => format!("task \"{}\"", self.text),
+            Action::Briefing => "morning briefing".into(),
+            Action::Watch => format!("watching: {}", self.text),
+            Action::Remind => self.text.clone(),
         };
         let mut line = format!("{}: {what} — {}", self.id, self.when());
         if let Some(g) = self.grants.as_deref().filter(|g| !g.is_empty()) {
@@ -85,6 +84,46 @@ impl Reminder {
     }
 }
 
+/// What a reminder does when it falls due (the `action` column, see
+/// migration 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Sends its text.
+    Remind,
+    /// Runs its text as a turn of its person (a scheduled task).
+    Task,
+    /// Writes the morning briefing.
+    Briefing,
+    /// Never due: listed in each briefing until cancelled.
+    Watch,
+}
+
+impl Action {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Action::Remind => "remind",
+            Action::Task => "task",
+            Action::Briefing => "briefing",
+            Action::Watch => "watch",
+        }
+    }
+}
+
+impl rusqlite::types::FromSql for Action {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        match v.as_str()? {
+            "remind" => Ok(Action::Remind),
+            "task" => Ok(Action::Task),
+            "briefing" => Ok(Action::Briefing),
+            "watch" => Ok(Action::Watch),
+            other => Err(rusqlite::types::FromSqlError::Other(
+                format!("unknown reminder action {other:?}").into(),
+            )),
+        }
+    }
+}
+
 /// An occurrence to deliver.
 #[derive(Debug, Clone, Serialize)]
 pub struct Due {
@@ -97,8 +136,8 @@ pub struct Due {
     pub late: bool,
     /// The words to send.
     pub message: String,
-    /// What to do: `remind`, `task` or `briefing`.
-    pub action: String,
+    /// What to do: remind, run a task or write the briefing.
+    pub action: Action,
     pub grants: Option<String>,
     /// The untrusted source the reminder was set after, if any.
     pub origin: Option<String>,
@@ -187,7 +226,7 @@ impl Reminders {
         tz: &str,
         origin: Option<&str>,
     ) -> Result<Reminder, ReminderError> {
-        let now = crate::db::now_ms();
+        let now = crate::vocab::now_ms();
         if at.as_millisecond() <= now {
             let zone = timezone(tz).map_err(ReminderError::Invalid)?;
             return Err(ReminderError::Invalid(format!(
@@ -204,7 +243,7 @@ impl Reminders {
             tz,
             Some(at.as_millisecond()),
             origin,
-            ("remind", None),
+            (Action::Remind, None),
         )
     }
 
@@ -224,7 +263,7 @@ impl Reminders {
         origin: Option<&str>,
     ) -> Result<Reminder, ReminderError> {
         let zone = timezone(tz).map_err(ReminderError::Invalid)?;
-        let now = crate::db::now_ms();
+        let now = crate::vocab::now_ms();
         let (kind, rule, next) = match (at, rule) {
             (Some(at), None) => {
                 if at.as_millisecond() <= now {
@@ -260,7 +299,7 @@ impl Reminders {
             tz,
             Some(next),
             origin,
-            ("task", Some(grants).filter(|g| !g.is_empty())),
+            (Action::Task, Some(grants).filter(|g| !g.is_empty())),
         )
     }
 
@@ -287,7 +326,8 @@ impl Reminders {
         let rule = format!("{m} {h} * * *");
         let zone = timezone(tz).map_err(ReminderError::Invalid)?;
         let cron: Cron = rule.parse().map_err(ReminderError::Invalid)?;
-        let now = Timestamp::from_millisecond(crate::db::now_ms()).unwrap_or(Timestamp::UNIX_EPOCH);
+        let now =
+            Timestamp::from_millisecond(crate::vocab::now_ms()).unwrap_or(Timestamp::UNIX_EPOCH);
         let next = cron.next_after(now, &zone).map(|t| t.as_millisecond());
         self.insert(
             principal,
@@ -298,7 +338,7 @@ impl Reminders {
             tz,
             next,
             None,
-            ("briefing", None),
+            (Action::Briefing, None),
         )
         .map(Some)
     }
@@ -321,7 +361,7 @@ impl Reminders {
             tz,
             None,
             origin,
-            ("watch", None),
+            (Action::Watch, None),
         )
     }
 
@@ -332,7 +372,7 @@ impl Reminders {
             "UPDATE reminder_deliveries SET done_at = ?3
              WHERE reminder = ?1 AND done_at IS NULL AND delivered_at IS NOT NULL
                AND reminder IN (SELECT id FROM reminders WHERE id = ?1 AND principal = ?2)",
-            params![id, principal, crate::db::now_ms()],
+            params![id, principal, crate::vocab::now_ms()],
         )?;
         Ok(n > 0)
     }
@@ -348,7 +388,7 @@ impl Reminders {
             "UPDATE reminder_deliveries SET done_at = ?3
              WHERE event_id = ?1 AND done_at IS NULL
                AND reminder IN (SELECT id FROM reminders WHERE principal = ?2)",
-            params![event_id, principal, crate::db::now_ms()],
+            params![event_id, principal, crate::vocab::now_ms()],
         )?;
         Ok(n > 0)
     }
@@ -358,7 +398,7 @@ impl Reminders {
         Ok(self
             .list(Some(principal), false)?
             .into_iter()
-            .find(|r| r.action == "briefing"))
+            .find(|r| r.action == Action::Briefing))
     }
 
     /// What the morning briefing of `principal` at `now` is written from:
@@ -397,14 +437,14 @@ impl Reminders {
             if let Some(o) = &r.origin {
                 untrusted.insert(o.clone());
             }
-            let what = match r.action.as_str() {
-                "task" => format!("task: {}", r.text),
-                "watch" => {
+            let what = match r.action {
+                Action::Task => format!("task: {}", r.text),
+                Action::Watch => {
                     data.watching.push((r.id, r.text.clone()));
                     continue;
                 }
-                "briefing" => continue,
-                _ => r.text.clone(),
+                Action::Briefing => continue,
+                Action::Remind => r.text.clone(),
             };
             let Some(mut at) = r.next_at else { continue };
             let cron = r.rule.as_deref().and_then(|c| c.parse::<Cron>().ok());
@@ -469,7 +509,8 @@ impl Reminders {
     ) -> Result<Reminder, ReminderError> {
         let cron: Cron = rule.parse().map_err(ReminderError::Invalid)?;
         let zone = timezone(tz).map_err(ReminderError::Invalid)?;
-        let now = Timestamp::from_millisecond(crate::db::now_ms()).unwrap_or(Timestamp::UNIX_EPOCH);
+        let now =
+            Timestamp::from_millisecond(crate::vocab::now_ms()).unwrap_or(Timestamp::UNIX_EPOCH);
         let next = cron
             .next_after(now, &zone)
             .ok_or_else(|| ReminderError::Invalid(format!("{rule:?} never happens")))?;
@@ -482,7 +523,7 @@ impl Reminders {
             tz,
             Some(next.as_millisecond()),
             origin,
-            ("remind", None),
+            (Action::Remind, None),
         )
     }
 
@@ -497,7 +538,7 @@ impl Reminders {
         tz: &str,
         next_at: Option<i64>,
         origin: Option<&str>,
-        (action, grants): (&str, Option<&str>),
+        (action, grants): (Action, Option<&str>),
     ) -> Result<Reminder, ReminderError> {
         let text = text.trim();
         if text.is_empty() {
@@ -514,7 +555,7 @@ impl Reminders {
                 "SELECT id FROM reminders WHERE status = 'active' AND principal = ?1
                    AND lower(text) = lower(?2) AND action = ?3 AND rule IS ?5
                    AND (next_at IS ?4 OR abs(next_at - ?4) < 300000)",
-                params![principal, text, action, next_at, rule],
+                params![principal, text, action.as_str(), next_at, rule],
                 |r| r.get(0),
             )
             .optional()?;
@@ -524,7 +565,7 @@ impl Reminders {
         conn.execute(
             "INSERT INTO reminders (principal, room, text, kind, rule, tz, next_at, origin, created_at, action, grants)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![principal, room, text, kind, rule, tz, next_at, origin, crate::db::now_ms(), action, grants],
+            params![principal, room, text, kind, rule, tz, next_at, origin, crate::vocab::now_ms(), action.as_str(), grants],
         )?;
         let id = conn.last_insert_rowid();
         Ok(self.get(&conn, id)?.expect("just inserted"))
@@ -663,7 +704,7 @@ impl Reminders {
         self.conn()?.execute(
             "UPDATE reminder_deliveries SET delivered_at = ?3, event_id = ?4
              WHERE reminder = ?1 AND due_at = ?2",
-            params![reminder, due_at, crate::db::now_ms(), event_id],
+            params![reminder, due_at, crate::vocab::now_ms(), event_id],
         )?;
         Ok(())
     }
@@ -703,7 +744,7 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Reminder> {
 /// against Hermit's clock ([`crate::schedule::when`]).
 pub fn parse_local(text: &str, tz: &str) -> Result<Timestamp, String> {
     let zone = timezone(tz)?;
-    let now = Timestamp::from_millisecond(crate::db::now_ms())
+    let now = Timestamp::from_millisecond(crate::vocab::now_ms())
         .map_err(|e| e.to_string())?
         .to_zoned(zone);
     crate::schedule::when::parse(text, &now).map(|z| z.timestamp())
@@ -722,7 +763,7 @@ mod tests {
     #[test]
     fn a_one_off_fires_once_and_a_missed_one_says_it_is_late() {
         let (_d, r) = reminders();
-        let now = crate::db::now_ms();
+        let now = crate::vocab::now_ms();
         let at = Timestamp::from_millisecond(now + 3_600_000).unwrap();
         let rem = r
             .add_once("owner", Some("!r:box"), "call mum", at, "UTC", None)
@@ -780,7 +821,7 @@ mod tests {
     #[test]
     fn cancel_and_bad_input() {
         let (_d, r) = reminders();
-        let at = Timestamp::from_millisecond(crate::db::now_ms() + 60_000).unwrap();
+        let at = Timestamp::from_millisecond(crate::vocab::now_ms() + 60_000).unwrap();
         let rem = r.add_once("@bob:box", None, "x", at, "UTC", None).unwrap();
         assert!(
             r.cancel(rem.id, Some("owner")).unwrap().is_none(),
@@ -792,7 +833,7 @@ mod tests {
             "already cancelled"
         );
         assert_eq!(r.next_due().unwrap(), None);
-        let past = Timestamp::from_millisecond(crate::db::now_ms() - 60_000).unwrap();
+        let past = Timestamp::from_millisecond(crate::vocab::now_ms() - 60_000).unwrap();
         assert!(
             r.add_once("owner", None, "x", past, "UTC", None)
                 .unwrap_err()
@@ -827,7 +868,7 @@ mod tests {
         let tz = "Europe/Paris";
         let zone = timezone(tz).unwrap();
         // "Now" is 07:30 local today, in the middle of a real day.
-        let now = Timestamp::from_millisecond(crate::db::now_ms())
+        let now = Timestamp::from_millisecond(crate::vocab::now_ms())
             .unwrap()
             .to_zoned(zone.clone())
             .start_of_day()
@@ -854,7 +895,7 @@ mod tests {
                 tz,
                 Some(today_18),
                 None,
-                ("remind", None),
+                (Action::Remind, None),
             )
             .unwrap();
         // Tomorrow: not today's.
@@ -867,7 +908,7 @@ mod tests {
             tz,
             Some(today_18 + 86_400_000),
             None,
-            ("remind", None),
+            (Action::Remind, None),
         )
         .unwrap();
         // Someone else's: never in the owner's briefing.
@@ -880,7 +921,7 @@ mod tests {
             tz,
             Some(today_18),
             None,
-            ("remind", None),
+            (Action::Remind, None),
         )
         .unwrap();
         // A task at noon.
@@ -894,7 +935,7 @@ mod tests {
                 tz,
                 Some(now + 4 * 3_600_000 + 30 * 60_000),
                 None,
-                ("task", Some("write")),
+                (Action::Task, Some("write")),
             )
             .unwrap();
         // Yesterday's delivered reminders: one still open, one done.
@@ -908,7 +949,7 @@ mod tests {
                 tz,
                 None,
                 None,
-                ("remind", None),
+                (Action::Remind, None),
             )
             .unwrap();
         let done = r
@@ -921,7 +962,7 @@ mod tests {
                 tz,
                 None,
                 None,
-                ("remind", None),
+                (Action::Remind, None),
             )
             .unwrap();
         for (id, ev) in [(open.id, "$a"), (done.id, "$b")] {
@@ -942,7 +983,7 @@ mod tests {
             .set_briefing("owner", Some("!r:box"), Some((7, 30)), tz)
             .unwrap()
             .unwrap();
-        assert_eq!(b.action, "briefing");
+        assert_eq!(b.action, Action::Briefing);
         // Turning it on again replaces it: one briefing per person.
         r.set_briefing("owner", Some("!r:box"), Some((8, 0)), tz)
             .unwrap();
@@ -995,7 +1036,7 @@ mod tests {
                 Some("web page https://x"),
             )
             .unwrap();
-        assert_eq!(t.action, "task");
+        assert_eq!(t.action, Action::Task);
         assert!(
             t.line().contains("granted: write,irreversible"),
             "{}",
@@ -1006,7 +1047,7 @@ mod tests {
         assert_eq!(r.next_due().unwrap(), t.next_at, "the watch is never due");
         let due = r.take_due(t.next_at.unwrap() + 1).unwrap();
         assert_eq!(due.len(), 1);
-        assert_eq!(due[0].action, "task");
+        assert_eq!(due[0].action, Action::Task);
         assert_eq!(due[0].grants.as_deref(), Some("write,irreversible"));
         assert_eq!(due[0].origin.as_deref(), Some("web page https://x"));
         assert!(

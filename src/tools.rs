@@ -30,7 +30,7 @@ use serde_json::Value;
 use crate::sandbox::{Limits, Sandbox, SandboxPolicy};
 use crate::trust::Trust;
 use crate::trust::policy::{CallContext, PolicyDecision, Verdict};
-use crate::trust::provenance::Origin;
+use crate::vocab::Origin;
 use crate::vocab::Principal;
 pub use crate::vocab::{Effect, ToolCall};
 
@@ -155,7 +155,7 @@ pub struct CallMeta {
 impl CallMeta {
     /// Whose memory and reminders the call acts on (the owner's by default).
     pub fn principal_key(&self) -> &str {
-        self.principal.as_deref().unwrap_or("owner")
+        self.principal.as_deref().unwrap_or(crate::vocab::OWNER)
     }
 
     /// The Matrix room the call is made in, if any.
@@ -285,7 +285,7 @@ impl Toolbox {
         };
         tracing::info!(tool = %call.name, ?effects, verdict = ?decision.verdict, reason = %decision.reason, principal = %principal.id, "tool call");
         self.trust.audit.record(
-            "tool.call",
+            crate::vocab::AuditKind::ToolCall,
             &principal.id,
             serde_json::json!({
                 "tool": call.name,
@@ -361,7 +361,7 @@ impl Toolbox {
             ),
         };
         self.trust.audit.record(
-            "tool.result",
+            crate::vocab::AuditKind::ToolResult,
             "hermit",
             serde_json::json!({"tool": call.name, "ok": ok, "output_sha256": digest}),
         );

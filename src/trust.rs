@@ -3,8 +3,9 @@
 //!
 //! - [`policy`]: principals, roles, role × effect → allow / ask / deny,
 //!   and the one decision function every tool call goes through.
-//! - [`provenance`]: where each piece of text came from; untrusted text
-//!   is fenced in the prompt and taints the conversation.
+//! - provenance ([`crate::vocab::Origin`], [`crate::vocab::fence`]):
+//!   where each piece of text came from; untrusted text is fenced in the
+//!   prompt and taints the conversation.
 //! - [`approvals`]: single-use approvals bound to the exact call.
 //! - [`halt`]: `!stop` / `!resume`.
 //! - [`redact`]: secrets and tokens out of every message, output and log.
@@ -14,7 +15,6 @@ pub mod approvals;
 pub mod audit;
 pub mod halt;
 pub mod policy;
-pub mod provenance;
 pub mod redact;
 
 use std::time::Duration;
@@ -75,8 +75,8 @@ impl Trust {
     }
 
     /// The owner at the box's terminal.
-    pub fn local_owner(&self) -> policy::Principal {
-        policy::Principal::local_owner(self.owner())
+    pub fn local_owner(&self) -> crate::vocab::Principal {
+        crate::vocab::Principal::local_owner(self.owner())
     }
 
     /// The owner's decision typed at the box (`via`: "terminal", "control
@@ -86,7 +86,7 @@ impl Trust {
         code: &str,
         approve: bool,
         via: &str,
-    ) -> Result<approvals::Stored, String> {
+    ) -> Result<approvals::Stored, approvals::Refused> {
         let who = approvals::Decider {
             user: self.owner().to_string(),
             is_owner: true,
@@ -97,17 +97,17 @@ impl Trust {
         match &result {
             Ok(row) => self.audit.record(
                 if approve {
-                    "approval.approve"
+                    crate::vocab::AuditKind::ApprovalApprove
                 } else {
-                    "approval.deny"
+                    crate::vocab::AuditKind::ApprovalDeny
                 },
                 self.owner(),
                 serde_json::json!({"code": row.code, "tool": row.tool, "via": via}),
             ),
             Err(why) => self.audit.record(
-                "approval.ignored",
+                crate::vocab::AuditKind::ApprovalIgnored,
                 self.owner(),
-                serde_json::json!({"code": code, "why": why, "via": via}),
+                serde_json::json!({"code": code, "why": why.to_string(), "via": via}),
             ),
         }
         result
@@ -123,7 +123,7 @@ impl Trust {
     pub fn record_config(&self, config: &Config) {
         let text = format!("{config:?}");
         let hash = audit::sha256_hex(text.as_bytes());
-        let last = self.audit.last_of("config");
+        let last = self.audit.last_of(crate::vocab::AuditKind::Config);
         let last_hash = last
             .as_ref()
             .and_then(|e| e.data.get("hash"))
@@ -131,7 +131,7 @@ impl Trust {
             .map(String::from);
         if last_hash.as_deref() != Some(hash.as_str()) {
             self.audit.record(
-                "config",
+                crate::vocab::AuditKind::Config,
                 "hermit",
                 serde_json::json!({
                     "hash": hash,

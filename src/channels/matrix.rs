@@ -174,7 +174,7 @@ impl Bot {
 
     /// The room where `principal` (a principal key) last wrote to the bot.
     fn room_for(&self, principal: &str) -> Option<OwnedRoomId> {
-        let sender = if principal == "owner" {
+        let sender = if principal == crate::vocab::OWNER {
             self.settings.owner_id.as_str()
         } else {
             principal
@@ -203,7 +203,7 @@ impl Outbox for Bot {
             .or_else(|| self.room_for(principal))
             .and_then(|id| self.client.get_room(&id));
         let room = match room {
-            None if principal == "owner" => self.owner_dm().await,
+            None if principal == crate::vocab::OWNER => self.owner_dm().await,
             room => room,
         };
         room.map(|r| Place::new(CHANNEL, r.room_id().as_str()))

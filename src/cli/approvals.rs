@@ -104,7 +104,7 @@ pub fn stop_all(global: &Global) -> anyhow::Result<()> {
         _ => {
             let (turns, processes) = trust.halt.stop(trust.owner())?;
             trust.audit.record(
-                "stop",
+                hermit::vocab::AuditKind::Stop,
                 trust.owner(),
                 serde_json::json!({"turns": turns, "processes": processes, "via": "command line"}),
             );
@@ -123,7 +123,7 @@ pub fn resume(global: &Global) -> anyhow::Result<()> {
     let trust = hermit::trust::Trust::open(&config)?;
     trust.halt.resume()?;
     trust.audit.record(
-        "resume",
+        hermit::vocab::AuditKind::Resume,
         trust.owner(),
         serde_json::json!({"via": "command line"}),
     );

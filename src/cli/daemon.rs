@@ -259,7 +259,7 @@ fn open_trust(config: &Config) -> anyhow::Result<Arc<Trust>> {
     }
     trust.record_config(config);
     trust.audit.record(
-        "start",
+        hermit::vocab::AuditKind::Start,
         "hermit",
         serde_json::json!({"version": env!("CARGO_PKG_VERSION")}),
     );

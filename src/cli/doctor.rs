@@ -320,7 +320,7 @@ fn stop_switch(setup: &Setup<'_>) -> Option<Check> {
 
 /// The policy in force for the owner: what runs without asking.
 fn policy(setup: &Setup<'_>) -> Option<Check> {
-    let owner = setup.config.policy.rules("owner")?;
+    let owner = setup.config.policy.rules(hermit::vocab::OWNER)?;
     let open: Vec<&str> = [
         ("write", owner.write),
         ("exec", owner.exec),

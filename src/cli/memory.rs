@@ -64,7 +64,7 @@ fn memory_for_cli(config: &Config) -> anyhow::Result<Arc<Memory>> {
 }
 
 fn print_items(items: &[hermit::memory::Item], tz: &str) {
-    let tz = hermit::tools::time::owner_timezone(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    let tz = hermit::vocab::owner_timezone(tz).unwrap_or(jiff::tz::TimeZone::UTC);
     for i in items {
         let date = jiff::Timestamp::from_millisecond(i.ts)
             .map(|t| {
@@ -188,7 +188,7 @@ fn forget(
     }
     if let Ok(trust) = hermit::trust::Trust::open(&config) {
         trust.audit.record(
-            "memory.forget",
+            hermit::vocab::AuditKind::MemoryForget,
             &trust.local_owner().id,
             serde_json::json!({"principal": principal, "ids": gone.iter().map(|i| i.id.clone()).collect::<Vec<_>>()}),
         );
@@ -203,7 +203,7 @@ fn export(global: &Global, principal: &str) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     // The owner's Matrix events are under their Matrix ID.
-    let matrix_id = if principal == "owner" {
+    let matrix_id = if principal == hermit::vocab::OWNER {
         config.owner_id()
     } else {
         principal.to_string()

@@ -2,6 +2,7 @@
 //! hermit.db (delivered by `hermit up`).
 
 use hermit::config::Config;
+use hermit::reminders::Action;
 
 use super::args::RemindersCommand;
 use super::{Global, ensure_data_dir};
@@ -33,7 +34,7 @@ fn list(global: &Global, all: bool, json: bool) -> anyhow::Result<()> {
         eprintln!("no active reminders");
     } else {
         for r in &list {
-            let who = if r.principal == "owner" {
+            let who = if r.principal == hermit::vocab::OWNER {
                 String::new()
             } else {
                 format!(" [{}]", r.principal)
@@ -43,10 +44,10 @@ fn list(global: &Global, all: bool, json: bool) -> anyhow::Result<()> {
             } else {
                 format!(" ({})", r.status)
             };
-            let what = match r.action.as_str() {
-                "task" => format!("task: {}", r.text),
-                "watch" => format!("watching: {}", r.text),
-                _ => r.text.clone(),
+            let what = match r.action {
+                Action::Task => format!("task: {}", r.text),
+                Action::Watch => format!("watching: {}", r.text),
+                Action::Remind | Action::Briefing => r.text.clone(),
             };
             let granted = r
                 .grants

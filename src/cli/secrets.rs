@@ -63,7 +63,7 @@ fn set(global: &Global, name: &str) -> anyhow::Result<()> {
     }
     if let Ok(trust) = hermit::trust::Trust::open(&config) {
         trust.audit.record(
-            "secret.set",
+            hermit::vocab::AuditKind::SecretSet,
             trust.owner(),
             serde_json::json!({"name": name}),
         );

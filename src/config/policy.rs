@@ -167,7 +167,7 @@ impl PolicyConfig {
                     "policy.member_roles names {id}, who is not in matrix.members"
                 ));
             }
-            if role == "owner" {
+            if role == crate::vocab::OWNER {
                 return Err(format!(
                     "policy.member_roles: {id} cannot have the owner's role; there is one owner (matrix.owner)"
                 ));
@@ -187,7 +187,7 @@ impl PolicyConfig {
     /// The rules in force for `role`; `None` for a role not defined.
     pub fn rules(&self, role: &str) -> Option<EffectRules> {
         match role {
-            "owner" => Some(self.owner.over(EffectRules::owner_default())),
+            crate::vocab::OWNER => Some(self.owner.over(EffectRules::owner_default())),
             "member" => Some(self.member.over(EffectRules::member_default())),
             other => self.roles.get(other).map(|r| r.over(EffectRules::none())),
         }

@@ -641,7 +641,8 @@ fn save_prefix(ctx: &LlamaContext<'_>, path: &std::path::Path, tokens: &[LlamaTo
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
-    let partial = path.with_extension("partial");
+    // Another process may be saving the same prefix (a shared cache).
+    let partial = path.with_extension(format!("partial.{}", std::process::id()));
     let saved = ctx.state_seq_save_file(&partial, 0, tokens).is_ok()
         && std::fs::rename(&partial, path).is_ok();
     if !saved {

@@ -115,16 +115,16 @@ fn setup(reply: &'static str, pace: Duration) -> Setup {
     }
 }
 
-fn due(action: &str, text: &str) -> Due {
+fn due(action: Action, text: &str) -> Due {
     Due {
         reminder: 1,
         principal: "owner".into(),
         room: None,
         text: text.into(),
-        due_at: crate::db::now_ms(),
+        due_at: crate::vocab::now_ms(),
         late: false,
         message: format!("⏰ Reminder: {text}"),
-        action: action.into(),
+        action,
         grants: None,
         origin: None,
         tz: "UTC".into(),
@@ -134,7 +134,7 @@ fn due(action: &str, text: &str) -> Due {
 #[tokio::test]
 async fn a_reminder_is_sent_once_and_waits_while_it_has_nowhere_to_go() {
     let s = setup("", Duration::ZERO);
-    let at = jiff::Timestamp::from_millisecond(crate::db::now_ms() + 20).unwrap();
+    let at = jiff::Timestamp::from_millisecond(crate::vocab::now_ms() + 20).unwrap();
     s.reminders
         .add_once("owner", None, "stretch", at, "UTC", None)
         .unwrap();
@@ -147,15 +147,15 @@ async fn a_reminder_is_sent_once_and_waits_while_it_has_nowhere_to_go() {
         s.reminders.clone(),
         Arc::new(Recorder::default()),
     );
-    let taken = s.reminders.take_due(crate::db::now_ms()).unwrap();
+    let taken = s.reminders.take_due(crate::vocab::now_ms()).unwrap();
     assert_eq!(taken.len(), 1);
     assert!(!nowhere.fire(taken).await);
-    let taken = s.reminders.take_due(crate::db::now_ms()).unwrap();
+    let taken = s.reminders.take_due(crate::vocab::now_ms()).unwrap();
     assert_eq!(taken.len(), 1, "still due");
     assert!(s.scheduler.fire(taken).await);
     assert!(
         s.reminders
-            .take_due(crate::db::now_ms())
+            .take_due(crate::vocab::now_ms())
             .unwrap()
             .is_empty()
     );
@@ -173,7 +173,10 @@ async fn a_briefing_is_the_models_words_then_the_exact_list() {
     s.reminders
         .add_watch("owner", "the parcel from Lyon", "UTC", None)
         .unwrap();
-    s.scheduler.clone().briefing(due("briefing", "")).await;
+    s.scheduler
+        .clone()
+        .briefing(due(Action::Briefing, ""))
+        .await;
     let texts = s.outbox.texts();
     assert_eq!(texts.len(), 1, "{texts:?}");
     let (words, list) = texts[0]
@@ -191,7 +194,10 @@ async fn a_briefing_is_the_models_words_then_the_exact_list() {
 #[tokio::test]
 async fn a_briefing_with_nothing_to_say_calls_no_model() {
     let s = setup("Never written.", Duration::ZERO);
-    s.scheduler.clone().briefing(due("briefing", "")).await;
+    s.scheduler
+        .clone()
+        .briefing(due(Action::Briefing, ""))
+        .await;
     let texts = s.outbox.texts();
     assert_eq!(texts.len(), 1);
     assert!(
@@ -210,7 +216,7 @@ async fn a_stop_ends_a_briefing_being_written() {
     s.reminders
         .add_watch("owner", "the parcel from Lyon", "UTC", None)
         .unwrap();
-    let writing = tokio::spawn(s.scheduler.clone().briefing(due("briefing", "")));
+    let writing = tokio::spawn(s.scheduler.clone().briefing(due(Action::Briefing, "")));
     let started = std::time::Instant::now();
     while s.engine.generations() == 0 {
         assert!(started.elapsed() < Duration::from_secs(10), "never started");
@@ -242,7 +248,7 @@ async fn a_stop_ends_a_briefing_being_written() {
 async fn a_task_runs_as_a_turn_of_its_person_and_not_while_stopped() {
     let s = setup("Done: the file is there.", Duration::ZERO);
     s.trust.halt.stop(OWNER).unwrap();
-    let mut d = due("task", "write the file");
+    let mut d = due(Action::Task, "write the file");
     s.scheduler.clone().task(d.clone()).await;
     s.trust.halt.resume().unwrap();
     assert_eq!(s.engine.generations(), 0);

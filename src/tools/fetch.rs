@@ -33,7 +33,7 @@ fn failed(message: impl std::fmt::Display) -> ToolError {
     ToolError::failed("fetch", message)
 }
 
-pub use crate::vocab::host_matches;
+use crate::vocab::host_matches;
 
 /// Addresses nobody should reach through a fetched URL by default.
 pub fn is_special(ip: IpAddr) -> bool {
@@ -120,8 +120,8 @@ impl Tool for Fetch {
         vec![Effect::Network, Effect::Read]
     }
 
-    fn output_origin(&self, args: &Value) -> Option<crate::trust::provenance::Origin> {
-        Some(crate::trust::provenance::Origin::Page(
+    fn output_origin(&self, args: &Value) -> Option<crate::vocab::Origin> {
+        Some(crate::vocab::Origin::Page(
             arg_str(args, "url").unwrap_or_default().trim().to_string(),
         ))
     }

@@ -116,8 +116,8 @@ impl Tool for Files {
         }
     }
 
-    fn output_origin(&self, args: &Value) -> Option<crate::trust::provenance::Origin> {
-        use crate::trust::provenance::Origin;
+    fn output_origin(&self, args: &Value) -> Option<crate::vocab::Origin> {
+        use crate::vocab::Origin;
         Some(match self.0 {
             FileOp::Read => Origin::File(arg_str(args, "path").unwrap_or_default().to_string()),
             // File names can be chosen by whoever put the files there.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{CallMeta, Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
 use crate::memory::{Item, Key, Mode};
-use crate::trust::provenance::{Origin, fence};
+use crate::vocab::{Origin, fence};
 
 fn memory<'a>(
     ctx: &'a ToolContext,
@@ -23,7 +23,7 @@ fn memory<'a>(
 /// Items as lines for the model: id, date, what it is, the text (fenced
 /// when it came from an untrusted source).
 fn list(items: &[Item], tz: &str) -> String {
-    let tz = super::time::owner_timezone(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    let tz = crate::vocab::owner_timezone(tz).unwrap_or(jiff::tz::TimeZone::UTC);
     items
         .iter()
         .map(|i| {

@@ -52,7 +52,7 @@ impl Tool for Notes {
         let db = crate::db::open(&ctx.data_dir.join("hermit.db")).map_err(failed)?;
         let title = arg_str(args, "title").map(str::trim).unwrap_or_default();
         let text = arg_str(args, "text").unwrap_or_default();
-        let now = crate::db::now();
+        let now = crate::vocab::now();
         let need_title = || {
             if title.is_empty() {
                 Err(failed("a title is required"))

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::{CallMeta, Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
 use crate::reminders::{Reminders, parse_local};
-use crate::trust::provenance::Origin;
+use crate::vocab::Origin;
 
 fn store(ctx: &ToolContext, tool: &str) -> Result<Reminders, ToolError> {
     Reminders::open(&ctx.data_dir).map_err(|e| ToolError::failed(tool, e))

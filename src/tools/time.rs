@@ -7,7 +7,7 @@ use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec};
 
 pub struct Time;
 
-pub use crate::vocab::clock::owner_timezone;
+use crate::vocab::owner_timezone;
 
 impl Tool for Time {
     fn spec(&self) -> ToolSpec {
@@ -23,7 +23,7 @@ impl Tool for Time {
     }
 
     /// The clock is Hermit's own: trusted.
-    fn output_origin(&self, _: &Value) -> Option<crate::trust::provenance::Origin> {
+    fn output_origin(&self, _: &Value) -> Option<crate::vocab::Origin> {
         None
     }
 

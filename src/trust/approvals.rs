@@ -104,6 +104,29 @@ pub enum Outcome {
     Cancelled,
 }
 
+/// Why a decision did nothing; said to the person who tried.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("{0} is not the owner; only the owner decides")]
+    NotOwner(String),
+    #[error("there is no request with the code {0}")]
+    NoSuchCode(String),
+    #[error("the code {0} was asked in another room; decide it there")]
+    OtherRoom(String),
+    #[error(
+        "approvals count only from the owner's verified devices (policy.require_verified_device)"
+    )]
+    UnverifiedDevice,
+    #[error("the request {0} is already {1}")]
+    AlreadyDecided(String, String),
+    #[error("the request {0} has expired")]
+    Expired(String),
+    #[error("the request {0} was decided meanwhile")]
+    DecidedMeanwhile(String),
+    #[error("the approvals database failed: {0}")]
+    Database(#[from] rusqlite::Error),
+}
+
 pub struct Approvals {
     db: Mutex<Connection>,
     pub ttl: Duration,
@@ -185,53 +208,43 @@ impl Approvals {
     }
 
     /// The owner's decision. `Ok` says what happened; `Err` why nothing did.
-    pub fn decide(&self, code: &str, who: &Decider, approve: bool) -> Result<Stored, String> {
+    pub fn decide(&self, code: &str, who: &Decider, approve: bool) -> Result<Stored, Refused> {
         let code = code.trim().to_ascii_uppercase();
         let db = self.db();
         // Whether a code exists is nobody's business but the owner's.
         if !who.is_owner {
-            return Err(format!(
-                "{} is not the owner; only the owner decides",
-                who.user
-            ));
+            return Err(Refused::NotOwner(who.user.clone()));
         }
-        let row = stored(&db, &code).map_err(|e| e.to_string())?;
+        let row = stored(&db, &code)?;
         let Some(row) = row else {
-            return Err(format!("there is no request with the code {code}"));
+            return Err(Refused::NoSuchCode(code));
         };
         if let Some(place) = &who.place
             && place != &row.place
         {
-            return Err(format!(
-                "the code {code} was asked in another room; decide it there"
-            ));
+            return Err(Refused::OtherRoom(code));
         }
         if who.place.is_some() && self.require_verified && who.verified != Some(true) {
-            return Err(
-                "approvals count only from the owner's verified devices (policy.require_verified_device)"
-                    .into(),
-            );
+            return Err(Refused::UnverifiedDevice);
         }
         if row.status != "pending" {
-            return Err(format!("the request {code} is already {}", row.status));
+            return Err(Refused::AlreadyDecided(code, row.status));
         }
         if row.expires_at <= now_ms() {
             let _ = db.execute(
                 "UPDATE approvals SET status = 'expired' WHERE code = ?1 AND status = 'pending'",
                 [&code],
             );
-            return Err(format!("the request {code} has expired"));
+            return Err(Refused::Expired(code));
         }
         let status = if approve { "approved" } else { "denied" };
-        let n = db
-            .execute(
-                "UPDATE approvals SET status = ?2, decided_by = ?3, decided_at = ?4
+        let n = db.execute(
+            "UPDATE approvals SET status = ?2, decided_by = ?3, decided_at = ?4
                  WHERE code = ?1 AND status = 'pending'",
-                params![code, status, who.user, now_ms()],
-            )
-            .map_err(|e| e.to_string())?;
+            params![code, status, who.user, now_ms()],
+        )?;
         if n != 1 {
-            return Err(format!("the request {code} was decided meanwhile"));
+            return Err(Refused::DecidedMeanwhile(code));
         }
         let mut row = row;
         row.status = status.into();
@@ -431,6 +444,7 @@ mod tests {
         assert!(
             a.decide(&code, &owner_in("!a:box"), true)
                 .unwrap_err()
+                .to_string()
                 .contains("already")
         );
         // Key order does not change the binding.
@@ -455,13 +469,13 @@ mod tests {
         assert!(
             a.decide(&code, &member, true)
                 .unwrap_err()
+                .to_string()
                 .contains("not the owner")
         );
-        assert!(
-            a.decide(&code, &owner_in("!b:box"), true)
-                .unwrap_err()
-                .contains("another room")
-        );
+        assert!(matches!(
+            a.decide(&code, &owner_in("!b:box"), true),
+            Err(Refused::OtherRoom(_))
+        ));
         assert!(a.decide("ZZZZZZ", &owner_in("!a:box"), true).is_err());
         // Still pending after all that: the owner can deny it.
         let row = a.decide(&code, &owner_in("!a:box"), false).unwrap();
@@ -482,6 +496,7 @@ mod tests {
         assert!(
             a.decide(&code, &owner_in("!a:box"), true)
                 .unwrap_err()
+                .to_string()
                 .contains("expired")
         );
         let (_d, a) = setup(Duration::from_secs(600), true);
@@ -491,6 +506,7 @@ mod tests {
         assert!(
             a.decide(&code, &unverified, true)
                 .unwrap_err()
+                .to_string()
                 .contains("verified")
         );
         unverified.verified = None;

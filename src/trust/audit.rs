@@ -9,7 +9,7 @@
 //! hash) is also written to `<data>/audit.head` after each append, so
 //! entries cut from the end are caught too.
 
-use crate::vocab::now_ms;
+use crate::vocab::{AuditKind, now_ms};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -72,18 +72,19 @@ impl Audit {
 
     /// Appends one entry. `data` is redacted before it is stored. Never
     /// fails the caller's work: a failure to audit is logged loudly.
-    pub fn record(&self, kind: &str, actor: &str, data: serde_json::Value) {
+    pub fn record(&self, kind: AuditKind, actor: &str, data: serde_json::Value) {
         if let Err(e) = self.try_record(kind, actor, data) {
-            tracing::error!(error = %e, kind, "cannot append to the audit log");
+            tracing::error!(error = %e, kind = kind.as_str(), "cannot append to the audit log");
         }
     }
 
     pub fn try_record(
         &self,
-        kind: &str,
+        kind: AuditKind,
         actor: &str,
         data: serde_json::Value,
     ) -> Result<Entry, rusqlite::Error> {
+        let kind = kind.as_str();
         let data = super::redact::redact(&data.to_string());
         let mut db = self.db.lock().unwrap_or_else(|e| e.into_inner());
         // IMMEDIATE: another process appending waits, so the chain is one.
@@ -122,11 +123,15 @@ impl Audit {
     }
 
     /// The latest entry of `kind`, if any.
-    pub fn last_of(&self, kind: &str) -> Option<Entry> {
+    pub fn last_of(&self, kind: AuditKind) -> Option<Entry> {
         let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        read_entries(&db, "WHERE kind = ?1 ORDER BY seq DESC LIMIT 1", [kind])
-            .ok()?
-            .pop()
+        read_entries(
+            &db,
+            "WHERE kind = ?1 ORDER BY seq DESC LIMIT 1",
+            [kind.as_str()],
+        )
+        .ok()?
+        .pop()
     }
 }
 
@@ -330,7 +335,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let audit = Audit::open(dir.path()).unwrap();
         for i in 0..5 {
-            audit.record("tool.call", "@o:b", serde_json::json!({"n": i}));
+            audit.record(
+                crate::vocab::AuditKind::ToolCall,
+                "@o:b",
+                serde_json::json!({"n": i}),
+            );
         }
         (dir, audit)
     }
@@ -430,7 +439,7 @@ mod tests {
         let (dir, audit) = setup();
         let e = audit
             .try_record(
-                "tool.call",
+                crate::vocab::AuditKind::ToolCall,
                 "@o:b",
                 serde_json::json!({"cmd": "curl -H 'Authorization: Bearer abcdefgh12345678'"}),
             )

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::vocab::{Effect, Principal};
+use crate::vocab::{Effect, Principal};
 
 pub use crate::config::policy::{EffectRules, PolicyConfig, Rule, RuleSet};
 

@@ -2,6 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The owner's role, and the key under which what belongs to the owner
+/// (memories, reminders) is kept, whichever ID the owner used: at the box
+/// or from Matrix, the owner is one principal.
+pub const OWNER: &str = "owner";
+
 /// Who is asking: the exact user ID and the role it has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
@@ -11,7 +16,7 @@ pub struct Principal {
 
 impl Principal {
     pub fn is_owner(&self) -> bool {
-        self.role == "owner"
+        self.role == OWNER
     }
 
     /// The owner at the box's own terminal (`hermit chat`, the control
@@ -19,7 +24,7 @@ impl Principal {
     pub fn local_owner(owner_id: &str) -> Self {
         Self {
             id: owner_id.to_string(),
-            role: "owner".into(),
+            role: OWNER.into(),
         }
     }
 }

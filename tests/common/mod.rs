@@ -42,8 +42,15 @@ pub fn hermit() -> Command {
     }
     cmd.env("HERMIT_MODELS", models_dir())
         .env("HERMIT_SAMPLING__TEMPERATURE", "0")
-        // Tests start from nothing; the prompt cache has its own test.
-        .env("HERMIT_INFERENCE__PROMPT_CACHE", "false")
+        // The evaluated system prompt and tools, kept on disk as in
+        // production, shared by every test (and every run: it lives in the
+        // target directory); files are named by model, context and tokens.
+        // The cache itself has its own test, in a directory of its own.
+        .env("HERMIT_INFERENCE__PROMPT_CACHE", "true")
+        .env(
+            "HERMIT_INFERENCE__PROMPT_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("prompt-cache"),
+        )
         // Memory would carry one test's conversations into another's
         // prompts (many share the default data directory); the memory
         // tests turn it on in data directories of their own.

@@ -14,7 +14,7 @@ use hermit::inference::{ChatMessage, Role};
 use hermit::tools::{ToolCall, ToolContext, Toolbox};
 use hermit::trust::Trust;
 use hermit::trust::policy::{CallContext, Verdict};
-use hermit::trust::provenance::Origin;
+use hermit::vocab::Origin;
 
 /// The library's toolbox over a fresh data directory, with `env` settings.
 pub fn toolbox(data: &Path, env: &[(&str, &str)]) -> Toolbox {
@@ -97,7 +97,7 @@ fn an_injected_call_in_a_tainted_turn_needs_approval_whatever_the_policy_allows(
         tb.check(&read, &owner, &tainted).unwrap().decision.verdict,
         Verdict::Allow
     );
-    let member = hermit::trust::policy::Principal {
+    let member = hermit::vocab::Principal {
         id: "@alice:hermit.local".into(),
         role: "member".into(),
     };

@@ -15,13 +15,14 @@ use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId};
 use tokio::sync::mpsc;
 
 use super::Bot;
+use super::inbound::Body;
 use super::journal::{Entry, Exchange, Status, Timings};
 use super::outgoing::{MAX_MESSAGE_TEXT, Outgoing, chunks, reply_notice};
 use crate::agent::{ChatMessage, Role};
 use crate::agent::{Conversation, TurnEvent};
-use crate::db::now_ms;
 use crate::trust::audit::sha256_hex;
-use crate::trust::provenance::Origin;
+use crate::vocab::Origin;
+use crate::vocab::now_ms;
 
 impl Bot {
     pub(super) async fn room_worker(
@@ -93,17 +94,18 @@ impl Bot {
         // A voice message: transcribed, the transcript shown back (so the
         // person sees what was understood), kept, then answered as their
         // words.
-        let (body, heard) = match body.strip_prefix("\u{0}audio:") {
-            Some(json) => match self.hear(&room, event_id, &sender, json).await {
-                Ok(text) => (text, None),
-                Err(why) => (String::new(), Some(why)),
+        let (body, heard, unsupported) = match Body::decode(&body) {
+            Body::Audio(json) => match self.hear(&room, event_id, &sender, json).await {
+                Ok(text) => (text, None, None),
+                Err(why) => (String::new(), Some(why), None),
             },
-            None => (body, None),
+            Body::Unsupported(kind) => (String::new(), None, Some(kind.to_string())),
+            Body::Text(_) => (body, None, None),
         };
         // Commands and what the model is not given.
         let canned = if let Some(why) = heard {
             Some(why)
-        } else if let Some(kind) = body.strip_prefix("\u{0}unsupported:") {
+        } else if let Some(kind) = unsupported {
             Some(format!(
                 "I can only read text and voice messages for now (this was {kind})."
             ))
@@ -253,7 +255,7 @@ impl Bot {
     ) -> anyhow::Result<()> {
         let since = |t: Instant| t.saturating_duration_since(received).as_millis() as i64;
         self.trust.audit.record(
-            "message.out",
+            crate::vocab::AuditKind::MessageOut,
             &self.settings.bot_id,
             serde_json::json!({"answers": event_id.as_str(), "bytes": reply.len(), "sha256": sha256_hex(reply.as_bytes())}),
         );

@@ -82,7 +82,7 @@ impl Bot {
             Ok(row) => {
                 tracing::info!(code = %row.code, %sender, approve, "approval decided");
                 self.trust.audit.record(
-                    if approve { "approval.approve" } else { "approval.deny" },
+                    if approve { crate::vocab::AuditKind::ApprovalApprove } else { crate::vocab::AuditKind::ApprovalDeny },
                     sender,
                     serde_json::json!({"code": row.code, "tool": row.tool, "room": room.room_id().as_str(), "verified": verified}),
                 );
@@ -95,9 +95,9 @@ impl Bot {
             Err(why) => {
                 tracing::warn!(%code, %sender, approve, %why, "an approval attempt did nothing");
                 self.trust.audit.record(
-                    "approval.ignored",
+                    crate::vocab::AuditKind::ApprovalIgnored,
                     sender,
-                    serde_json::json!({"code": code, "room": room.room_id().as_str(), "why": why, "verified": verified}),
+                    serde_json::json!({"code": code, "room": room.room_id().as_str(), "why": why.to_string(), "verified": verified}),
                 );
                 format!("That did nothing: {why}.")
             }
@@ -138,7 +138,7 @@ impl Bot {
                     room.room_id().as_str(),
                 );
                 self.trust.audit.record(
-                    "message.out",
+                    crate::vocab::AuditKind::MessageOut,
                     &self.settings.bot_id,
                     serde_json::json!({"room": room.room_id().as_str(), "event": r.response.event_id.as_str(), "approval": code, "sha256": sha256_hex(text.as_bytes())}),
                 );

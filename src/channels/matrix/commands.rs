@@ -44,7 +44,7 @@ impl Bot {
             "!stop" | "!resume" if !is_owner => {
                 tracing::warn!(%sender, %command, "only the owner can stop or resume Hermit");
                 self.trust.audit.record(
-                    "stop.refused",
+                    crate::vocab::AuditKind::StopRefused,
                     sender,
                     serde_json::json!({"command": command, "room": room.room_id().as_str()}),
                 );
@@ -54,7 +54,7 @@ impl Bot {
                 Ok((turns, processes)) => {
                     tracing::warn!(%sender, turns, processes, "stopped by the owner");
                     self.trust.audit.record(
-                        "stop",
+                        crate::vocab::AuditKind::Stop,
                         sender,
                         serde_json::json!({"turns": turns, "processes": processes, "via": "matrix"}),
                     );
@@ -68,9 +68,11 @@ impl Bot {
             _ => match self.trust.halt.resume() {
                 Ok(()) => {
                     tracing::info!(%sender, "resumed by the owner");
-                    self.trust
-                        .audit
-                        .record("resume", sender, serde_json::json!({"via": "matrix"}));
+                    self.trust.audit.record(
+                        crate::vocab::AuditKind::Resume,
+                        sender,
+                        serde_json::json!({"via": "matrix"}),
+                    );
                     "Resumed: I act again (within the policy).".into()
                 }
                 Err(e) => format!("I could not resume: {e}"),

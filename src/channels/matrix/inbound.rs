@@ -84,13 +84,55 @@ pub(super) struct Reaction {
     pub vote: Option<bool>,
 }
 
+/// What a message carries, decoded from the text the journal keeps (see
+/// [`Body::encode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Body<'a> {
+    Text(&'a str),
+    /// A voice message (any audio): its content as JSON, to be transcribed
+    /// when answered.
+    Audio(&'a str),
+    /// Another kind of message (`m.image`), answered with a sentence.
+    Unsupported(&'a str),
+}
+
+const AUDIO: &str = "\u{0}audio:";
+const UNSUPPORTED: &str = "\u{0}unsupported:";
+
+impl<'a> Body<'a> {
+    /// The text the journal keeps: a text as it is; the other kinds behind
+    /// a NUL byte, which no text typed in a client starts with (the
+    /// journal's history leaves those out of the model's prompt).
+    pub fn encode(self) -> String {
+        match self {
+            Body::Text(t) => t.to_string(),
+            Body::Audio(json) => format!("{AUDIO}{json}"),
+            Body::Unsupported(kind) => format!("{UNSUPPORTED}{kind}"),
+        }
+    }
+
+    pub fn decode(stored: &'a str) -> Self {
+        if let Some(json) = stored.strip_prefix(AUDIO) {
+            Body::Audio(json)
+        } else if let Some(kind) = stored.strip_prefix(UNSUPPORTED) {
+            Body::Unsupported(kind)
+        } else {
+            Body::Text(stored)
+        }
+    }
+
+    /// Whether it is typed text (which may name the bot or be a command).
+    pub fn is_text(stored: &str) -> bool {
+        matches!(Body::decode(stored), Body::Text(_))
+    }
+}
+
 /// A message of an allowed person.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Message {
     pub event_id: OwnedEventId,
     pub sender: String,
-    /// The text; a voice message (any audio) as `\0audio:{json}`, to be
-    /// transcribed when answered; another kind as `\0unsupported:{type}`.
+    /// The text, or another kind of message encoded ([`Body::encode`]).
     pub body: String,
     pub origin_ts: i64,
     /// Against the system clock.
@@ -186,11 +228,10 @@ fn message(msg: &OriginalSyncRoomMessageEvent, who: Who, bot_id: &str, now_ms: i
         MessageType::Text(t) => t.body.clone(),
         MessageType::Notice(t) => t.body.clone(),
         MessageType::Emote(t) => t.body.clone(),
-        MessageType::Audio(a) => format!(
-            "\u{0}audio:{}",
-            serde_json::to_string(a).unwrap_or_default()
-        ),
-        other => format!("\u{0}unsupported:{}", other.msgtype()),
+        MessageType::Audio(a) => {
+            Body::Audio(&serde_json::to_string(a).unwrap_or_default()).encode()
+        }
+        other => Body::Unsupported(other.msgtype()).encode(),
     };
     let origin_ts = i64::from(msg.origin_server_ts.0);
     Inbound::Message(Message {
@@ -211,7 +252,7 @@ pub(super) fn route(m: &Message, direct: bool, bot_id: &str, initial: bool) -> R
     if !direct && !command && !m.mentioned {
         return Route::NotAddressed;
     }
-    let body = if direct || m.body.starts_with('\0') {
+    let body = if direct || !Body::is_text(&m.body) {
         m.body.clone()
     } else {
         strip_mention(&m.body, bot_id)
@@ -249,7 +290,7 @@ fn mentions_bot(content: &RoomMessageEventContent, body: &str, bot_id: &str) -> 
     {
         return true;
     }
-    if body.starts_with('\0') {
+    if !Body::is_text(body) {
         return false;
     }
     let local = bot_id

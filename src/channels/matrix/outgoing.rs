@@ -112,7 +112,7 @@ impl Bot {
             .await?;
         let event = r.response.event_id.to_string();
         self.trust.audit.record(
-            "message.out",
+            crate::vocab::AuditKind::MessageOut,
             &self.settings.bot_id,
             serde_json::json!({"room": room.room_id().as_str(), "event": event, "sha256": sha256_hex(text.as_bytes())}),
         );
@@ -124,7 +124,7 @@ impl Bot {
         let text = self.trust.outgoing(text);
         match room.send(RoomMessageEventContent::notice_markdown(&text)).await {
             Ok(r) => self.trust.audit.record(
-                "message.out",
+                crate::vocab::AuditKind::MessageOut,
                 &self.settings.bot_id,
                 serde_json::json!({"room": room.room_id().as_str(), "event": r.response.event_id.as_str(), "sha256": sha256_hex(text.as_bytes())}),
             ),

@@ -371,7 +371,7 @@ impl Bot {
                 matrix_sdk::deserialized_responses::VerificationState::Verified
             )
         });
-        let now = crate::db::system_now_ms();
+        let now = crate::vocab::system_now_ms();
         let m = match classify(&parsed, &self.settings.bot_id, |u| self.allowed(u), now) {
             Inbound::Message(m) => m,
             Inbound::Reaction(r) => {
@@ -394,7 +394,7 @@ impl Bot {
             Inbound::EditedTrustCommand { event_id, sender } => {
                 tracing::warn!(room = %room_id, %sender, event = %event_id, "an edited message does not approve, deny, stop or resume anything");
                 self.trust.audit.record(
-                    "approval.ignored",
+                    crate::vocab::AuditKind::ApprovalIgnored,
                     &sender,
                     serde_json::json!({"room": room_id, "event": event_id.as_str(), "why": "edited message"}),
                 );
@@ -433,7 +433,7 @@ impl Bot {
             Route::Answer { body, stale } => (body, None, stale),
         };
         self.trust.audit.record(
-            "message.in",
+            crate::vocab::AuditKind::MessageIn,
             &m.sender,
             serde_json::json!({
                 "room": room_id, "event": m.event_id.as_str(),
@@ -451,7 +451,7 @@ impl Bot {
             if first && too_old {
                 tracing::warn!(event = %m.event_id, age_s = m.age_ms / 1000, "an old approval or stop command does nothing");
                 self.trust.audit.record(
-                    "approval.ignored",
+                    crate::vocab::AuditKind::ApprovalIgnored,
                     &m.sender,
                     serde_json::json!({"room": room_id, "event": m.event_id.as_str(), "why": "too old"}),
                 );

@@ -104,7 +104,7 @@ impl OwnerClient {
                     return;
                 }
                 let at = Instant::now();
-                let wall_ms = hermit::db::now_ms();
+                let wall_ms = hermit::vocab::now_ms();
                 let text = |m: &MessageType| match m {
                     MessageType::Text(t) => t.body.clone(),
                     MessageType::Notice(t) => t.body.clone(),

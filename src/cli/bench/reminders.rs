@@ -62,7 +62,7 @@ async fn measure(
     let client = OwnerClient::open(daemon, "hermit bench reminders", &progress).await?;
     let data_dir = &daemon.data_dir;
     let store = hermit::reminders::Reminders::open(data_dir)?;
-    let now = hermit::db::now_ms();
+    let now = hermit::vocab::now_ms();
     let due = (now + 15_000).div_euclid(60_000) * 60_000 + 60_000;
     let at = jiff::Timestamp::from_millisecond(due)?;
     let tag = format!("bench {due}");
