@@ -22,8 +22,10 @@ pub mod transcribe;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use hermit::agent::Agent;
 use hermit::config::{Config, ConfigError};
 use hermit::inference::{Engine, EngineSettings, InferenceError};
 use hermit::memory::Memory;
@@ -216,6 +218,31 @@ pub fn toolbox_with(
 }
 
 /// A size for people: MiB, or GiB from 1 GiB.
+/// The agent, as `hermit up` and a local `hermit chat` run it: the model,
+/// the trust layer always (the stop switch halts its turns even with the
+/// tools off), the tools when on, and memory when on.
+pub fn build_agent(config: &Config, engine: Engine, trust: Arc<Trust>) -> anyhow::Result<Agent> {
+    let memory = open_memory(config)?;
+    let toolbox = if config.agent.tools {
+        Some(toolbox_with(config, trust.clone(), memory.clone())?)
+    } else {
+        None
+    };
+    let mut agent = Agent::new(
+        engine,
+        toolbox,
+        config.agent.max_tool_steps,
+        Duration::from_secs(config.agent.turn_timeout_seconds),
+    )?
+    .with_trust(trust);
+    if let Some(m) = memory {
+        // Catches up at once: rows written while Hermit was down.
+        m.start_worker();
+        agent = agent.with_memory(m);
+    }
+    Ok(agent)
+}
+
 pub fn human_size(n: u64) -> String {
     if n >= 1 << 30 {
         format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64)

@@ -233,15 +233,8 @@ impl Server {
                     send(&mut write, &r).await?;
                 }
                 Request::Resume => {
-                    let r = match self.trust.halt.resume() {
-                        Ok(()) => {
-                            self.trust.audit.record(
-                                crate::vocab::AuditKind::Resume,
-                                self.trust.owner(),
-                                serde_json::json!({"via": "control socket"}),
-                            );
-                            serde_json::json!({"event": "resumed"})
-                        }
+                    let r = match self.trust.resume(self.trust.owner(), "control socket") {
+                        Ok(()) => serde_json::json!({"event": "resumed"}),
                         Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),
                     };
                     send(&mut write, &r).await?;
@@ -330,14 +323,8 @@ impl Server {
 
     fn stop_all(&self) -> serde_json::Value {
         let trust = &self.trust;
-        match trust.halt.stop(trust.owner()) {
+        match trust.stop(trust.owner(), "control socket") {
             Ok((turns, processes)) => {
-                tracing::warn!(turns, processes, "stopped from the command line");
-                trust.audit.record(
-                    crate::vocab::AuditKind::Stop,
-                    trust.owner(),
-                    serde_json::json!({"turns": turns, "processes": processes, "via": "control socket"}),
-                );
                 serde_json::json!({"event": "stopped", "data": {"turns": turns, "processes": processes}})
             }
             Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),

@@ -93,7 +93,20 @@ impl Trust {
             place: None,
             verified: None,
         };
-        let result = self.approvals.decide(code, &who, approve);
+        self.decide(code, &who, approve, via)
+    }
+
+    /// A decision on an approval request, by whoever `who` is, from `via`
+    /// ("matrix", "terminal", ...), audited whatever its outcome.
+    pub fn decide(
+        &self,
+        code: &str,
+        who: &approvals::Decider,
+        approve: bool,
+        via: &str,
+    ) -> Result<approvals::Stored, approvals::Refused> {
+        let result = self.approvals.decide(code, who, approve);
+        let (room, verified) = (who.place.as_deref(), who.verified);
         match &result {
             Ok(row) => self.audit.record(
                 if approve {
@@ -101,16 +114,43 @@ impl Trust {
                 } else {
                     crate::vocab::AuditKind::ApprovalDeny
                 },
-                self.owner(),
-                serde_json::json!({"code": row.code, "tool": row.tool, "via": via}),
+                &who.user,
+                serde_json::json!({"code": row.code, "tool": row.tool, "via": via, "room": room, "verified": verified}),
             ),
             Err(why) => self.audit.record(
                 crate::vocab::AuditKind::ApprovalIgnored,
-                self.owner(),
-                serde_json::json!({"code": code, "why": why.to_string(), "via": via}),
+                &who.user,
+                serde_json::json!({"code": code, "why": why.to_string(), "via": via, "room": room, "verified": verified}),
             ),
         }
         result
+    }
+
+    /// The stop switch, thrown by `by` (the owner) from `via` ("matrix",
+    /// "control socket", "command line"): every turn and tool process of
+    /// this process halted, nothing new until [`Trust::resume`]; audited.
+    /// Returns how many turns and processes were stopped.
+    pub fn stop(&self, by: &str, via: &str) -> anyhow::Result<(usize, usize)> {
+        let (turns, processes) = self.halt.stop(by)?;
+        tracing::warn!(%by, via, turns, processes, "stopped");
+        self.audit.record(
+            crate::vocab::AuditKind::Stop,
+            by,
+            serde_json::json!({"turns": turns, "processes": processes, "via": via}),
+        );
+        Ok((turns, processes))
+    }
+
+    /// Lifts the stop switch; audited.
+    pub fn resume(&self, by: &str, via: &str) -> anyhow::Result<()> {
+        self.halt.resume()?;
+        tracing::info!(%by, via, "resumed");
+        self.audit.record(
+            crate::vocab::AuditKind::Resume,
+            by,
+            serde_json::json!({"via": via}),
+        );
+        Ok(())
     }
 
     /// A reply as it may leave the box: secrets out, links defused.

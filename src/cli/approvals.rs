@@ -102,12 +102,7 @@ pub fn stop_all(global: &Global) -> anyhow::Result<()> {
             v["data"]["turns"], v["data"]["processes"]
         ),
         _ => {
-            let (turns, processes) = trust.halt.stop(trust.owner())?;
-            trust.audit.record(
-                hermit::vocab::AuditKind::Stop,
-                trust.owner(),
-                serde_json::json!({"turns": turns, "processes": processes, "via": "command line"}),
-            );
+            trust.stop(trust.owner(), "command line")?;
             println!(
                 "stopped (no daemon was running); nothing runs until `hermit resume` or !resume"
             );
@@ -121,12 +116,7 @@ pub fn resume(global: &Global) -> anyhow::Result<()> {
     let config = global.load_config()?;
     ensure_data_dir(&config)?;
     let trust = hermit::trust::Trust::open(&config)?;
-    trust.halt.resume()?;
-    trust.audit.record(
-        hermit::vocab::AuditKind::Resume,
-        trust.owner(),
-        serde_json::json!({"via": "command line"}),
-    );
+    trust.resume(trust.owner(), "command line")?;
     println!("resumed");
     Ok(())
 }

@@ -6,17 +6,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use hermit::agent::Agent;
 use hermit::channels::matrix::{Bot, BotSettings};
 use hermit::config::Config;
 use hermit::homeserver::{Accounts, Supervisor};
-use hermit::inference::Engine;
 use hermit::secrets::Secrets;
 use hermit::trust::Trust;
 
-use super::{Global, ensure_data_dir, open_memory, runtime, start_engine, toolbox_with};
+use super::{Global, build_agent, ensure_data_dir, runtime, start_engine};
 
 /// `hermit status`: asks the running daemon.
 pub fn status(global: &Global, json: bool) -> anyhow::Result<bool> {
@@ -164,7 +161,7 @@ async fn serve(config: Config, data: PathBuf, secrets: Secrets) -> anyhow::Resul
     let trust = open_trust(&config)?;
     let c = config.clone();
     let engine = tokio::task::spawn_blocking(move || start_engine(&c)).await??;
-    let agent = Arc::new(agent(&config, engine, trust.clone())?);
+    let agent = Arc::new(build_agent(&config, engine, trust.clone())?);
     let settings = BotSettings::from_config(&config);
     let bot = Bot::connect(settings, &secrets, agent.clone(), trust.clone()).await?;
     if config.voice.enabled {
@@ -267,27 +264,4 @@ fn open_trust(config: &Config) -> anyhow::Result<Arc<Trust>> {
         tracing::warn!(%by, "Hermit is stopped: nothing runs until the owner sends !resume");
     }
     Ok(trust)
-}
-
-/// The agent: the model, the tools (when on), the trust layer and memory.
-fn agent(config: &Config, engine: Engine, trust: Arc<Trust>) -> anyhow::Result<Agent> {
-    let memory = open_memory(config)?;
-    let toolbox = if config.agent.tools {
-        Some(toolbox_with(config, trust.clone(), memory.clone())?)
-    } else {
-        None
-    };
-    let mut agent = Agent::new(
-        engine,
-        toolbox,
-        config.agent.max_tool_steps,
-        Duration::from_secs(config.agent.turn_timeout_seconds),
-    )?
-    .with_trust(trust);
-    if let Some(m) = memory {
-        // Catches up at once: rows written while Hermit was down.
-        m.start_worker();
-        agent = agent.with_memory(m);
-    }
-    Ok(agent)
 }

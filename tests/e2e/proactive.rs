@@ -44,13 +44,34 @@ const PHRASINGS: [(&str, &str, &str); 16] = [
     ("phone grandma", "on Sunday at 11", "2026-11-29 11:00"),
 ];
 
+/// Six of the phrasings (a relative delay, a day word, a weekday, a date,
+/// "noon", a half hour), in every run: 5 of 6 must land. The whole sweep of
+/// 16 is `all_sixteen_phrasings` (`scripts/test --run-ignored only
+/// phrasings`); it takes minutes on 2 cores.
 #[test]
 fn the_model_sets_reminders_from_everyday_phrasings() {
+    let six = [0, 1, 4, 7, 9, 12].map(|i| PHRASINGS[i]);
+    phrasings(&six, 5);
+}
+
+/// Every phrasing: 15 of 16 on this machine (greedy decoding; "on Saturday
+/// morning" loses its day). It holds the line at 13: a model that stops
+/// calling the tool, or a parser that resolves days wrongly, falls well
+/// below (3 of 16 before the parser took the words as said).
+#[test]
+#[ignore = "the whole sweep takes minutes; run with --run-ignored"]
+fn all_sixteen_phrasings() {
+    phrasings(&PHRASINGS, 13);
+}
+
+/// Asks for each reminder in one `hermit chat` (a new conversation each),
+/// and checks that at least `need` of them landed at the right time.
+fn phrasings(cases: &[(&str, &str, &str)], need: usize) {
     model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
     let d = DataDir::new();
     let base: jiff::Zoned = NOW.parse().unwrap();
     let offset = base.timestamp().as_second() - jiff::Timestamp::now().as_second();
-    let script: String = PHRASINGS
+    let script: String = cases
         .iter()
         .map(|(what, when, _)| format!("Remind me to {what} {when}.\n/new\n"))
         .collect();
@@ -73,7 +94,7 @@ fn the_model_sets_reminders_from_everyday_phrasings() {
     let zone = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
     let mut right = 0;
     let mut report = Vec::new();
-    for (what, when, want) in PHRASINGS {
+    for &(what, when, want) in cases {
         // The reminder whose text names the errand (the model may reword
         // the rest).
         let key = what.split(' ').next_back().unwrap();
@@ -109,16 +130,12 @@ fn the_model_sets_reminders_from_everyday_phrasings() {
     let report = report.join("\n");
     eprintln!(
         "natural-language times: {right}/{} right in {elapsed} s\n{report}",
-        PHRASINGS.len()
+        cases.len()
     );
-    // 15 of 16 on this machine (greedy decoding; "on Saturday morning"
-    // loses its day). The test holds the line at 13: a model that stops
-    // calling the tool, or a parser that resolves days wrongly, falls well
-    // below (3 of 16 before the parser took the words as said).
     assert!(
-        right >= 13,
+        right >= need,
         "{right}/{} right:\n{report}\n{}",
-        PHRASINGS.len(),
+        cases.len(),
         stdout(&out)
     );
 }

@@ -78,14 +78,9 @@ impl Bot {
             place: Some(room.room_id().to_string()),
             verified,
         };
-        match self.trust.approvals.decide(code, &who, approve) {
+        match self.trust.decide(code, &who, approve, "matrix") {
             Ok(row) => {
                 tracing::info!(code = %row.code, %sender, approve, "approval decided");
-                self.trust.audit.record(
-                    if approve { crate::vocab::AuditKind::ApprovalApprove } else { crate::vocab::AuditKind::ApprovalDeny },
-                    sender,
-                    serde_json::json!({"code": row.code, "tool": row.tool, "room": room.room_id().as_str(), "verified": verified}),
-                );
                 if approve {
                     format!("Approved `{}`: running `{}` once.", row.code, row.tool)
                 } else {
@@ -94,11 +89,6 @@ impl Bot {
             }
             Err(why) => {
                 tracing::warn!(%code, %sender, approve, %why, "an approval attempt did nothing");
-                self.trust.audit.record(
-                    crate::vocab::AuditKind::ApprovalIgnored,
-                    sender,
-                    serde_json::json!({"code": code, "room": room.room_id().as_str(), "why": why.to_string(), "verified": verified}),
-                );
                 format!("That did nothing: {why}.")
             }
         }

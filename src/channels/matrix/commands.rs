@@ -50,14 +50,8 @@ impl Bot {
                 );
                 "Only the owner can stop or resume me.".into()
             }
-            "!stop" => match self.trust.halt.stop(sender) {
+            "!stop" => match self.trust.stop(sender, "matrix") {
                 Ok((turns, processes)) => {
-                    tracing::warn!(%sender, turns, processes, "stopped by the owner");
-                    self.trust.audit.record(
-                        crate::vocab::AuditKind::Stop,
-                        sender,
-                        serde_json::json!({"turns": turns, "processes": processes, "via": "matrix"}),
-                    );
                     format!(
                         "**Stopped.** {turns} running turn(s) and {processes} tool process(es) halted. \
                          Nothing runs until you send `!resume`."
@@ -65,16 +59,8 @@ impl Bot {
                 }
                 Err(e) => format!("I could not record the stop: {e}"),
             },
-            _ => match self.trust.halt.resume() {
-                Ok(()) => {
-                    tracing::info!(%sender, "resumed by the owner");
-                    self.trust.audit.record(
-                        crate::vocab::AuditKind::Resume,
-                        sender,
-                        serde_json::json!({"via": "matrix"}),
-                    );
-                    "Resumed: I act again (within the policy).".into()
-                }
+            _ => match self.trust.resume(sender, "matrix") {
+                Ok(()) => "Resumed: I act again (within the policy).".into(),
                 Err(e) => format!("I could not resume: {e}"),
             },
         }

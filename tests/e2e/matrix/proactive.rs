@@ -203,6 +203,12 @@ async fn briefing_and_scheduled_tasks_run_on_time_and_the_idle_daemon_calls_no_m
     let env = [
         ("HERMIT_AGENT__TIMEZONE", "UTC"),
         ("HERMIT_CLOCK_OFFSET_SECONDS", offset_s.as_str()),
+        // The prompt evaluated in one piece, as this test was written
+        // against: a state loaded from the shared cache changes the 1.5B
+        // model's greedy choices after a denial (it then tries the same
+        // write through the shell, which asks again), and this test is
+        // about the scheduler, not about the model's obedience.
+        ("HERMIT_INFERENCE__PROMPT_CACHE", "false"),
     ];
     let daemon = start_with_tools(&data, &env);
     let hermit_now = || {
