@@ -22,14 +22,7 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
     );
     let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
     let alice_id: OwnedUserId = "@alice:hermit.local".try_into().unwrap();
-    let shared = daemon.secret("synapse-registration");
-    let url = daemon.url();
-    tokio::task::spawn_blocking(move || {
-        hermit::homeserver::register(&url, &shared, "alice", "alice-password-1", false)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    register(&daemon, "alice", "alice-password-1").await;
     let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
     let alice = Person::login(&daemon.url(), "alice", "alice-password-1").await;
     let room = owner.client.create_dm(&bot).await.expect("DM created");

@@ -26,14 +26,7 @@ async fn the_owner_memories_come_back_to_the_owner_and_never_to_a_member() {
         ],
     );
     let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
-    let shared = daemon.secret("synapse-registration");
-    let url = daemon.url();
-    tokio::task::spawn_blocking(move || {
-        hermit::homeserver::register(&url, &shared, "alice", "alice-password-1", false)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    register(&daemon, "alice", "alice-password-1").await;
     let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
     let alice = Person::login(&daemon.url(), "alice", "alice-password-1").await;
     let room = owner.client.create_dm(&bot).await.expect("DM created");
