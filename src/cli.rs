@@ -209,6 +209,7 @@ pub fn toolbox_with(
             limits: config.sandbox.limits.clone(),
             allow_weaker: config.sandbox.allow_weaker,
             network: config.sandbox.network,
+            tool_user: config.sandbox.tool_user(),
             fetch: config.fetch.clone(),
             timezone: config.agent.timezone.clone(),
             memory,

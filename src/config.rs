@@ -240,6 +240,21 @@ pub struct SandboxConfig {
     /// Give tool processes the network. Off by default.
     pub network: bool,
     pub limits: tools::Limits,
+    /// The uid and gid tools run as when Hermit runs as root (default
+    /// 65534, nobody; the appliance gives them a user of their own).
+    pub tool_uid: Option<u32>,
+    pub tool_gid: Option<u32>,
+}
+
+impl SandboxConfig {
+    /// Who a tool process runs as when Hermit is root.
+    pub fn tool_user(&self) -> tools::ToolUser {
+        let d = tools::ToolUser::default();
+        tools::ToolUser {
+            uid: self.tool_uid.unwrap_or(d.uid),
+            gid: self.tool_gid.unwrap_or(self.tool_uid.unwrap_or(d.gid)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -20,8 +20,18 @@ fn main() -> ExitCode {
     }
     // A sandboxed process on its way: nothing else of Hermit (clap, logging,
     // a runtime) may start in the launcher.
-    if let Some((policy, argv)) = sandbox_exec(std::env::args_os()) {
-        hermit::sandbox::launcher::main(&policy, &argv);
+    if is_sandbox_exec(std::env::args_os()) {
+        hermit::sandbox::launcher::main();
+    }
+    // Run inside the sandbox by `hermit doctor` and the tests: what
+    // privilege does a tool process hold?
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "sandbox-selfcheck")
+    {
+        let check = hermit::sandbox::launcher::selfcheck();
+        println!("{}", serde_json::to_string(&check).unwrap_or_default());
+        return ExitCode::SUCCESS;
     }
     let version: &'static str = Box::leak(
         format!(
@@ -37,8 +47,8 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     // Another shape clap accepts (`--config` before it): the launcher still.
-    if let Command::SandboxExec { policy, argv } = &parsed.command {
-        hermit::sandbox::launcher::main(policy, argv);
+    if let Command::SandboxExec = &parsed.command {
+        hermit::sandbox::launcher::main();
     }
     match &parsed.command {
         Command::Up { log_format } => cli::init_daemon_logging(log_format == "json"),
@@ -55,23 +65,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// The launcher's command line as `hermit::sandbox::Sandbox` starts it:
-/// `hermit sandbox-exec POLICY -- COMMAND...`. Its policy and command, or
-/// `None` for any other command line (clap has its say then).
-fn sandbox_exec(args: impl IntoIterator<Item = OsString>) -> Option<(String, Vec<String>)> {
+/// Whether this is the launcher as `hermit::sandbox::Sandbox` starts it:
+/// `hermit sandbox-exec`, its request in the environment.
+fn is_sandbox_exec(args: impl IntoIterator<Item = OsString>) -> bool {
     let mut args = args.into_iter().skip(1);
-    if args.next()? != "sandbox-exec" {
-        return None;
-    }
-    let policy = args.next()?.into_string().ok()?;
-    if args.next()? != "--" {
-        return None;
-    }
-    let argv = args
-        .map(OsString::into_string)
-        .collect::<Result<Vec<_>, _>>()
-        .ok()?;
-    (!argv.is_empty()).then_some((policy, argv))
+    args.next().is_some_and(|a| a == "sandbox-exec") && args.next().is_none()
 }
 
 /// Runs a command: `Ok(false)` when it ran and found something wrong
@@ -101,7 +99,7 @@ fn run(command: Command, mut global: Global) -> anyhow::Result<bool> {
         Command::Memory { command } => memory::run(&global, command),
         Command::Reminders { command } => reminders::run(&global, command),
         Command::Secrets { command } => done(secrets::run(&global, command)),
-        Command::SandboxExec { .. } => unreachable!("the launcher never returns"),
+        Command::SandboxExec => unreachable!("the launcher never returns"),
         Command::ConfigExample => {
             print!("{}", hermit::config::EXAMPLE);
             Ok(true)
@@ -111,25 +109,17 @@ fn run(command: Command, mut global: Global) -> anyhow::Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::sandbox_exec;
+    use super::is_sandbox_exec;
 
-    fn parse(args: &[&str]) -> Option<(String, Vec<String>)> {
-        sandbox_exec(args.iter().map(Into::into))
+    fn parse(args: &[&str]) -> bool {
+        is_sandbox_exec(args.iter().map(Into::into))
     }
 
     #[test]
     fn the_launcher_is_recognised_by_the_shape_sandbox_rs_uses() {
-        assert_eq!(
-            parse(&["hermit", "sandbox-exec", "{}", "--", "/bin/sh", "-c", "--"]),
-            Some((
-                "{}".into(),
-                vec!["/bin/sh".into(), "-c".into(), "--".into()]
-            ))
-        );
-        assert_eq!(parse(&["hermit", "sandbox-exec", "{}", "--"]), None);
-        assert_eq!(parse(&["hermit", "sandbox-exec", "{}", "true"]), None);
-        assert_eq!(parse(&["hermit", "sandbox-exec"]), None);
-        assert_eq!(parse(&["hermit", "chat", "sandbox-exec"]), None);
-        assert_eq!(parse(&["hermit"]), None);
+        assert!(parse(&["hermit", "sandbox-exec"]));
+        assert!(!parse(&["hermit", "sandbox-exec", "{}", "--", "true"]));
+        assert!(!parse(&["hermit", "chat", "sandbox-exec"]));
+        assert!(!parse(&["hermit"]));
     }
 }

@@ -1,18 +1,22 @@
 //! The sandbox every tool process runs in.
 //!
-//! A tool never runs in the daemon's process. [`Sandbox::run`] starts the
-//! `hermit` binary again as a launcher (`hermit sandbox-exec`, see
-//! [`launcher`]), which enters fresh namespaces (PID; network unless the tool
-//! is granted it; user when not root), forks the process that becomes PID 1 of
-//! the new PID namespace, and there, before `execve`, applies resource limits,
-//! Landlock ([`landlock`]: read-only system directories, read-write only the
-//! workspace and a scratch directory) and a seccomp filter ([`seccomp`]: no
-//! ptrace, io_uring, keyring, mount or namespace changes; no socket but
-//! AF_UNIX unless granted the network). The environment is rebuilt from
-//! nothing. From outside, this module adds a process-count cgroup where the
-//! machine offers one, a wall-clock timeout that kills the whole tree (the
-//! PID namespace dies with its PID 1, so `setsid` and `nohup` do not escape),
-//! and an output cap.
+//! A tool never runs in the daemon's process, and never with privilege,
+//! whoever runs Hermit. [`Sandbox::run`] starts the `hermit` binary again as
+//! a launcher (`hermit sandbox-exec`, see [`launcher`]), which enters fresh
+//! namespaces (PID, IPC, UTS, mount; network unless the tool is granted it;
+//! user), forks the process that becomes PID 1 of the new PID namespace,
+//! and there, before `execve`: builds a root of its own holding only the
+//! system's programs, a few files of `/etc`, the workspace and a private
+//! scratch ([`view`]); drops to an unprivileged uid (a root Hermit's tools
+//! run as `sandbox.tool_uid`) in a user namespace where root is not mapped;
+//! empties every capability set; applies resource limits, Landlock
+//! ([`landlock`]) and a seccomp filter ([`seccomp`]: no ptrace, io_uring,
+//! keyring, mounts, namespaces, device nodes, host clocks or names; no
+//! socket but AF_UNIX unless granted the network). The environment is
+//! rebuilt from nothing. From outside, this module adds a cgroup per run
+//! where the machine offers one (processes and memory of the whole tree), a
+//! wall-clock timeout that kills the whole tree (the PID namespace dies with
+//! its PID 1, so `setsid` and `nohup` do not escape), and an output cap.
 //!
 //! Where the kernel lacks a mechanism, [`Sandbox::run`] refuses to run,
 //! unless the owner configured `sandbox.allow_weaker = true`; `hermit doctor`
@@ -24,6 +28,7 @@
 pub mod landlock;
 pub mod launcher;
 pub mod seccomp;
+pub mod view;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -55,7 +60,19 @@ pub enum SandboxError {
     Io(#[from] std::io::Error),
 }
 
-pub use crate::config::tools::Limits;
+pub use crate::config::tools::{Limits, ToolUser};
+
+/// The environment variable that carries the launcher's request (policy
+/// and command) from the daemon: not its command line, which every local
+/// user can read in `ps`.
+pub const REQUEST_ENV: &str = "HERMIT_SANDBOX_REQUEST";
+
+/// What the daemon asks the launcher to run.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub policy: SandboxPolicy,
+    pub argv: Vec<String>,
+}
 
 /// What a sandboxed process may see and do. Sent to the launcher as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,9 +91,12 @@ pub struct SandboxPolicy {
     /// Extra environment variables (the environment is otherwise empty but
     /// for PATH, HOME, TMPDIR, LANG).
     pub env: Vec<(String, String)>,
-    /// Cgroup directory the launcher joins (set by [`Sandbox::run`]).
+    /// Cgroup directories the launcher joins (set by [`Sandbox::run`]).
     #[serde(default)]
-    pub cgroup: Option<PathBuf>,
+    pub cgroups: Vec<PathBuf>,
+    /// Who the tool runs as when Hermit is root (never root itself).
+    #[serde(default)]
+    pub user: ToolUser,
 }
 
 /// What came out of one sandboxed run.
@@ -101,6 +121,9 @@ pub fn truncation_marker(limit: usize) -> String {
 pub struct Sandbox {
     /// The `hermit` binary that serves as launcher.
     pub launcher: PathBuf,
+    /// Whether runs get a cgroup of their own (where the machine offers
+    /// one). See [`Sandbox::without_cgroups`].
+    cgroups: bool,
 }
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -152,25 +175,43 @@ impl Sandbox {
     /// A sandbox whose launcher is the running `hermit` binary.
     pub fn current() -> Result<Self, SandboxError> {
         let launcher = std::env::current_exe()?;
-        Ok(Self { launcher })
+        Ok(Self::with_launcher(launcher))
     }
 
     pub fn with_launcher(launcher: impl Into<PathBuf>) -> Self {
         Self {
             launcher: launcher.into(),
+            cgroups: true,
         }
     }
 
-    /// The launcher's command line for `argv` under a policy in JSON: a
-    /// clean environment, a process group of its own (so a kill reaches the
-    /// whole tree), and death with this process.
-    fn launcher_command(&self, policy_json: &str, argv: &[String]) -> Command {
+    /// No cgroup per run: for a launcher that runs as another user than
+    /// this process (the tests' ordinary-user launcher, behind `setpriv`),
+    /// which could not join a cgroup made by this one. Such a launcher is
+    /// bounded as an ordinary user's is (RLIMIT_NPROC).
+    pub fn without_cgroups(mut self) -> Self {
+        self.cgroups = false;
+        self
+    }
+
+    /// The launcher's command for `argv` under a policy: the request in
+    /// its environment (never on its command line), nothing else of this
+    /// process's environment, a process group of its own (so a kill
+    /// reaches the whole tree), and death with this process.
+    fn launcher_command(
+        &self,
+        policy: &SandboxPolicy,
+        argv: &[String],
+    ) -> Result<Command, SandboxError> {
+        let request = serde_json::to_string(&Request {
+            policy: policy.clone(),
+            argv: argv.to_vec(),
+        })
+        .map_err(|e| SandboxError::Setup(e.to_string()))?;
         let mut cmd = Command::new(&self.launcher);
         cmd.arg("sandbox-exec")
-            .arg(policy_json)
-            .arg("--")
-            .args(argv)
-            .env_clear();
+            .env_clear()
+            .env(REQUEST_ENV, request);
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             use std::os::unix::process::CommandExt;
@@ -180,7 +221,7 @@ impl Sandbox {
                 Ok(())
             });
         }
-        cmd
+        Ok(cmd)
     }
 
     /// Before a start: a command, every mechanism (or the owner's
@@ -195,8 +236,17 @@ impl Sandbox {
             }
             tracing::warn!(%missing, command = %argv[0], "starting with weaker isolation (sandbox.allow_weaker)");
         }
+        // SAFETY: a getter.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root && (policy.user.uid == 0 || policy.user.gid == 0) {
+            return Err(SandboxError::Setup(
+                "sandbox.tool_uid and tool_gid must not be 0: a tool never runs as root".into(),
+            ));
+        }
         std::fs::create_dir_all(&policy.workspace)?;
-        std::fs::create_dir_all(&policy.scratch)?;
+        if root {
+            give_to(&policy.workspace, policy.user)?;
+        }
         Ok(())
     }
 
@@ -213,9 +263,7 @@ impl Sandbox {
         argv: &[String],
     ) -> Result<Command, SandboxError> {
         Self::prepare(policy, argv)?;
-        let policy_json =
-            serde_json::to_string(policy).map_err(|e| SandboxError::Setup(e.to_string()))?;
-        Ok(self.launcher_command(&policy_json, argv))
+        self.launcher_command(policy, argv)
     }
 
     /// Runs `argv` under `policy` and waits for it (blocking: call it from a
@@ -227,14 +275,16 @@ impl Sandbox {
     ) -> Result<SandboxOutput, SandboxError> {
         Self::prepare(policy, argv)?;
         let run_id = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let cgroup = ProcessCgroup::create(run_id, policy.limits.processes);
+        let cgroup = if self.cgroups {
+            ProcessCgroup::create(run_id, &policy.limits)
+        } else {
+            None
+        };
         let mut policy = policy.clone();
-        policy.cgroup = cgroup.as_ref().map(|c| c.dir.clone());
-        let policy_json =
-            serde_json::to_string(&policy).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        policy.cgroups = cgroup.as_ref().map(ProcessCgroup::dirs).unwrap_or_default();
 
         let started = Instant::now();
-        let mut cmd = self.launcher_command(&policy_json, argv);
+        let mut cmd = self.launcher_command(&policy, argv)?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -246,7 +296,7 @@ impl Sandbox {
         RUNNING.lock().unwrap_or_else(|e| e.into_inner()).push((
             run_id,
             pid,
-            policy.cgroup.clone(),
+            cgroup.as_ref().map(|c| c.dir.clone()),
         ));
         struct Deregister(u64);
         impl Drop for Deregister {
@@ -322,7 +372,6 @@ impl Sandbox {
                 line[SETUP_ERROR_PREFIX.len()..].to_string(),
             ));
         }
-        clear_dir(&policy.scratch);
         let finish = |mut s: String, cut: bool| {
             if cut {
                 s.push_str(&truncation_marker(cap));
@@ -385,36 +434,129 @@ fn kill_tree(pid: i32, cgroup: Option<&ProcessCgroup>) {
     }
 }
 
-fn clear_dir(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            let _ = if p.is_dir() && !p.is_symlink() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-        }
+/// Makes the workspace the tool user's (a root Hermit's tools run as that
+/// user): once, when the directory is not theirs yet, everything in it
+/// (links themselves, never what they point at). The daemon's own file
+/// tools give what they create to the workspace's owner
+/// ([`crate::tools::files`]).
+fn give_to(workspace: &Path, user: ToolUser) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::symlink_metadata(workspace)?.uid() == user.uid {
+        return Ok(());
     }
+    fn walk(p: &Path, user: ToolUser) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(p, Some(user.uid), Some(user.gid))?;
+        let meta = std::fs::symlink_metadata(p)?;
+        if meta.is_dir() {
+            for e in std::fs::read_dir(p)?.flatten() {
+                walk(&e.path(), user)?;
+            }
+        }
+        Ok(())
+    }
+    // The top last, so that an interrupted walk is done again.
+    for e in std::fs::read_dir(workspace)?.flatten() {
+        walk(&e.path(), user)?;
+    }
+    std::os::unix::fs::lchown(workspace, Some(user.uid), Some(user.gid))?;
+    // Others (local users) have no business in it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(workspace, std::fs::Permissions::from_mode(0o700))
 }
 
-/// A process-count cgroup (cgroup v1 `pids` controller) for one run. As
-/// root, RLIMIT_NPROC does not apply, so this is what contains a fork bomb.
+/// The cgroup of one run, bounding the whole tree: its processes (as root,
+/// RLIMIT_NPROC does not apply, so this is what contains a fork bomb) and
+/// its memory (RLIMIT_AS bounds each process; many processes together are
+/// bounded here).
+///
+/// - cgroup v2 (one hierarchy, as systemd sets up): a child of this
+///   process's own cgroup with `pids.max`, `memory.max` and
+///   `memory.swap.max`. The controllers must be enabled for children (a
+///   systemd unit with `Delegate=yes`); where they are not, v2 gives no
+///   cgroup and a root Hermit's tools refuse to run (see [`probe`]).
+/// - cgroup v1: a child in the `pids` hierarchy (required as root), and one
+///   in the `memory` hierarchy where it can be made (`memory.limit_in_bytes`;
+///   without it each process is still bounded by RLIMIT_AS).
 struct ProcessCgroup {
+    /// The `pids` (v1) or unified (v2) group: joined, and killed through.
     dir: PathBuf,
+    /// The v1 `memory` group, when there is one.
+    memory: Option<PathBuf>,
 }
 
-const PIDS_V1: &str = "/sys/fs/cgroup/pids";
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-impl ProcessCgroup {
-    fn create(run_id: u64, max: u64) -> Option<Self> {
-        let dir = Path::new(PIDS_V1).join(format!("hermit-{}-{run_id}", std::process::id()));
-        std::fs::create_dir(&dir).ok()?;
-        if std::fs::write(dir.join("pids.max"), max.to_string()).is_err() {
+/// This process's own group in a hierarchy, from /proc/self/cgroup: the
+/// `0::` line for v2, the line naming `controller` for v1.
+fn own_group(controller: Option<&str>) -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, names, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let matches = match controller {
+            None => names.is_empty(),
+            Some(c) => names.split(',').any(|n| n == c),
+        };
+        matches.then(|| PathBuf::from(path.trim_start_matches('/')))
+    })
+}
+
+/// Whether the machine has one cgroup hierarchy (v2) only.
+fn unified() -> bool {
+    Path::new(CGROUP_ROOT).join("cgroup.controllers").exists()
+}
+
+fn make_group(base: PathBuf, name: &str, limits: &[(&str, String)]) -> Option<PathBuf> {
+    let dir = base.join(name);
+    std::fs::create_dir(&dir).ok()?;
+    for (file, value) in limits {
+        if std::fs::write(dir.join(file), value).is_err() {
             let _ = std::fs::remove_dir(&dir);
             return None;
         }
-        Some(Self { dir })
+    }
+    Some(dir)
+}
+
+impl ProcessCgroup {
+    fn create(run_id: u64, limits: &Limits) -> Option<Self> {
+        let name = format!("hermit-{}-{run_id}", std::process::id());
+        let memory = (limits.memory_mib << 20).to_string();
+        if unified() {
+            let base = Path::new(CGROUP_ROOT).join(own_group(None)?);
+            let dir = make_group(
+                base,
+                &name,
+                &[
+                    ("pids.max", limits.processes.to_string()),
+                    ("memory.max", memory),
+                ],
+            )?;
+            let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+            return Some(Self { dir, memory: None });
+        }
+        let pids = Path::new(CGROUP_ROOT)
+            .join("pids")
+            .join(own_group(Some("pids")).unwrap_or_default());
+        let dir = make_group(pids, &name, &[("pids.max", limits.processes.to_string())])?;
+        let memory = own_group(Some("memory")).and_then(|g| {
+            let dir = make_group(
+                Path::new(CGROUP_ROOT).join("memory").join(g),
+                &name,
+                &[("memory.limit_in_bytes", memory.clone())],
+            )?;
+            // Swap too, where swap is accounted.
+            let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), &memory);
+            Some(dir)
+        });
+        Some(Self { dir, memory })
+    }
+
+    /// The groups the launcher joins.
+    fn dirs(&self) -> Vec<PathBuf> {
+        std::iter::once(self.dir.clone())
+            .chain(self.memory.clone())
+            .collect()
     }
 
     fn kill_all(&self) {
@@ -460,11 +602,13 @@ fn kill_cgroup(dir: &Path) {
 impl Drop for ProcessCgroup {
     fn drop(&mut self) {
         self.kill_all();
-        for _ in 0..100 {
-            if std::fs::remove_dir(&self.dir).is_ok() {
-                return;
+        for dir in self.dirs() {
+            for _ in 0..100 {
+                if std::fs::remove_dir(&dir).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
             }
-            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
@@ -475,7 +619,8 @@ pub struct Support {
     /// Landlock ABI version; 0 when unavailable.
     pub landlock_abi: i32,
     pub seccomp: bool,
-    /// Unprivileged or root: new PID and network namespaces can be made.
+    /// Unprivileged or root: the user, PID, IPC, UTS, mount and network
+    /// namespaces can be made.
     pub namespaces: bool,
     /// The tree's process count can be bounded (cgroup, or RLIMIT_NPROC as non-root).
     pub process_limit: bool,
@@ -492,7 +637,7 @@ impl Support {
             return Some("the kernel has no seccomp filters".into());
         }
         if !self.namespaces {
-            return Some("new PID and network namespaces cannot be created".into());
+            return Some("new user, PID, mount or network namespaces cannot be created (unprivileged user namespaces may be disabled: sysctl kernel.unprivileged_userns_clone or user.max_user_namespaces)".into());
         }
         if !self.process_limit {
             return Some(
@@ -523,13 +668,8 @@ fn probe_now() -> Support {
     let seccomp = unsafe { libc::prctl(libc::PR_GET_SECCOMP) } >= 0;
     let root = unsafe { libc::geteuid() } == 0;
     let namespaces = launcher::can_unshare(root);
-    // The pids controller is usable if we may create a child group in it.
-    let cgroup_ok = {
-        let probe = Path::new(PIDS_V1).join(format!("hermit-probe-{}", std::process::id()));
-        let ok = std::fs::create_dir(&probe).is_ok();
-        let _ = std::fs::remove_dir(&probe);
-        ok
-    };
+    // A run's cgroup can be made here (then removed at once).
+    let cgroup_ok = ProcessCgroup::create(u64::MAX, &Limits::default()).is_some();
     Support {
         landlock_abi: landlock_abi.max(0) as i32,
         seccomp,

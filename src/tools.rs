@@ -86,6 +86,8 @@ pub struct ToolContext {
     pub allow_weaker: bool,
     /// Whether tool processes (the shell) are granted the network.
     pub network: bool,
+    /// Who tool processes run as when Hermit is root.
+    pub tool_user: crate::sandbox::ToolUser,
     /// The `fetch` tool's switch, allow-lists and caps.
     pub fetch: fetch::FetchConfig,
     /// The owner's timezone (IANA name; empty: the machine's).
@@ -105,7 +107,8 @@ impl ToolContext {
             limits: self.limits.clone(),
             allow_weaker: self.allow_weaker,
             env: Vec::new(),
-            cgroup: None,
+            cgroups: Vec::new(),
+            user: self.tool_user,
         }
     }
 }

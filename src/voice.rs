@@ -77,6 +77,8 @@ pub struct VoiceSettings {
     /// `sandbox.allow_weaker`: start the worker where a sandbox mechanism
     /// is missing (otherwise voice refuses, like the tools).
     pub allow_weaker: bool,
+    /// Who the worker runs as when Hermit is root (`sandbox.tool_uid`).
+    pub tool_user: crate::sandbox::ToolUser,
 }
 
 impl VoiceSettings {
@@ -102,6 +104,7 @@ impl VoiceSettings {
                 reason: format!("cannot find this executable: {e}"),
             })?,
             allow_weaker: config.sandbox.allow_weaker,
+            tool_user: config.sandbox.tool_user(),
         })
     }
 }
@@ -178,10 +181,13 @@ impl Voice {
                 open_files: 64,
                 timeout_seconds: 0,
                 output_bytes: 0,
+                // whisper.cpp keeps nothing in TMPDIR.
+                scratch_mib: 16,
             },
             allow_weaker: s.allow_weaker,
             env: Vec::new(),
-            cgroup: None,
+            cgroups: Vec::new(),
+            user: s.tool_user,
         }
     }
 

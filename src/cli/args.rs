@@ -109,14 +109,10 @@ pub enum Command {
         command: SecretsCommand,
     },
     /// Internal: the sandbox launcher (started by Hermit, not by people).
-    // `main` dispatches `hermit sandbox-exec POLICY -- COMMAND...` before
-    // clap; the variant stays for the usage errors of other shapes.
+    // `main` dispatches `hermit sandbox-exec` (its request in the
+    // environment) before clap; the variant stays for other shapes.
     #[command(hide = true)]
-    SandboxExec {
-        policy: String,
-        #[arg(last = true, required = true)]
-        argv: Vec<String>,
-    },
+    SandboxExec,
     /// Print the annotated example configuration.
     ConfigExample,
 }

@@ -66,6 +66,7 @@ const FIRST: &[fn(&Loaded) -> Option<Check>] = &[
 /// check does not apply here (no database yet, Synapse not managed here).
 const CONFIGURED: &[fn(&Setup<'_>) -> Option<Check>] = &[
     sandbox::probe,
+    sandbox::privilege,
     listeners,
     homeserver,
     secrets,

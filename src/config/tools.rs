@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 pub struct Limits {
     /// CPU seconds (RLIMIT_CPU).
     pub cpu_seconds: u64,
-    /// Address space in MiB (RLIMIT_AS).
+    /// Memory in MiB: the address space of each process (RLIMIT_AS), and
+    /// the memory of the whole tree (its cgroup, where there is one).
     pub memory_mib: u64,
     /// Processes and threads of the tree (cgroup pids.max, and RLIMIT_NPROC
     /// where it applies: not for root).
@@ -23,6 +24,9 @@ pub struct Limits {
     /// Bytes kept of stdout and of stderr each; past it the output is cut
     /// with a marker and the tree is stopped.
     pub output_bytes: usize,
+    /// Size of the run's private scratch (`TMPDIR` and `/tmp`, a fresh
+    /// tmpfs per run), in MiB.
+    pub scratch_mib: u64,
 }
 
 impl Default for Limits {
@@ -35,6 +39,28 @@ impl Default for Limits {
             open_files: 256,
             timeout_seconds: 60,
             output_bytes: 64 * 1024,
+            scratch_mib: 64,
+        }
+    }
+}
+
+/// The unprivileged user a tool process runs as when Hermit runs as root
+/// (`sandbox.tool_uid`, `sandbox.tool_gid`; default 65534, nobody). A
+/// non-root Hermit's tools run as its own uid. Either way the tool is in a
+/// user namespace of its own where that uid is the only one mapped, with no
+/// capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolUser {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Default for ToolUser {
+    fn default() -> Self {
+        Self {
+            uid: 65534,
+            gid: 65534,
         }
     }
 }

@@ -4,8 +4,11 @@
 //!
 //! Read and execute: the system directories (`/usr`, `/bin`, `/lib*`, `/etc`,
 //! `/sbin`) and the policy's extra read-only paths. Read and write: the
-//! workspace and the scratch directory. A few device files. Nothing else: not
-//! the data directory, not the secrets, not the home directory, not `/proc`.
+//! workspace and the scratch directory (never making a device node there).
+//! A few device files. Nothing else: not the data directory, not the
+//! secrets, not the home directory, not `/proc`. The mount namespace
+//! ([`super::view`]) already hides all that; Landlock holds even if a
+//! mount were wrong.
 //! UDP is beyond Landlock: the network namespace and seccomp handle it.
 
 use landlock::{
@@ -18,14 +21,6 @@ use std::path::Path;
 use super::SandboxPolicy;
 
 const SYSTEM_READ_ONLY: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"];
-const DEVICES: &[&str] = &[
-    "/dev/null",
-    "/dev/zero",
-    "/dev/urandom",
-    "/dev/random",
-    "/dev/tty",
-];
-
 /// Restricts the calling process (and what it executes) for good.
 pub fn restrict(policy: &SandboxPolicy) -> Result<(), String> {
     let abi = ABI::V5;
@@ -45,7 +40,8 @@ pub fn restrict(policy: &SandboxPolicy) -> Result<(), String> {
         .scope(Scope::AbstractUnixSocket | Scope::Signal)
         .map_err(err)?;
     let read = AccessFs::from_read(abi);
-    let write = AccessFs::from_all(abi);
+    // Everything in the workspace but making device nodes.
+    let write = AccessFs::from_all(abi) & !(AccessFs::MakeChar | AccessFs::MakeBlock);
     let file_rw = AccessFs::ReadFile | AccessFs::WriteFile;
     let mut rules = Vec::new();
     let mut add = |path: &Path, access: landlock::BitFlags<AccessFs>| {
@@ -66,7 +62,7 @@ pub fn restrict(policy: &SandboxPolicy) -> Result<(), String> {
     for p in &policy.read_only {
         add(p, read);
     }
-    for p in DEVICES {
+    for p in super::view::DEVICES {
         add(Path::new(p), file_rw);
     }
     add(&policy.workspace, write);

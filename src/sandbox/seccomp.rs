@@ -4,7 +4,11 @@
 //! Denied: debugging other processes (ptrace, process_vm_*), io_uring (it
 //! bypasses this filter), the kernel keyring, mounts and root changes,
 //! namespace changes (unshare, setns, clone with CLONE_NEW*), loading kernel
-//! code or BPF, perf, userfaultfd, and, unless the tool is granted the
+//! code or BPF, perf, userfaultfd, host state (host and domain names, the
+//! clocks, the kernel log, I/O ports, fanotify, quotas, the new mount API,
+//! real-time scheduling), making device nodes (mknod of a character or
+//! block device; FIFOs and sockets are fine), pushing input into a
+//! terminal (TIOCSTI, TIOCLINUX), and, unless the tool is granted the
 //! network, every socket but AF_UNIX. `clone3` returns `ENOSYS`, since its
 //! flags live in memory a filter cannot read: libc then falls back to
 //! `clone`, whose flags are checked.
@@ -51,7 +55,30 @@ const DENIED: &[i64] = &[
     libc::SYS_swapoff,
     libc::SYS_reboot,
     libc::SYS_syslog,
+    libc::SYS_fspick,
+    libc::SYS_fsconfig,
+    libc::SYS_mount_setattr,
+    libc::SYS_pidfd_getfd,
+    libc::SYS_kcmp,
+    libc::SYS_sethostname,
+    libc::SYS_setdomainname,
+    libc::SYS_settimeofday,
+    libc::SYS_clock_settime,
+    libc::SYS_clock_adjtime,
+    libc::SYS_adjtimex,
+    libc::SYS_fanotify_init,
+    libc::SYS_quotactl,
+    libc::SYS_vhangup,
+    libc::SYS_sched_setattr,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_iopl,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_ioperm,
 ];
+
+/// Scheduling policies that take the CPU from everyone (SCHED_FIFO, RR,
+/// DEADLINE), with and without SCHED_RESET_ON_FORK.
+const REALTIME: &[u64] = &[1, 2, 6, 0x4000_0001, 0x4000_0002, 0x4000_0006];
 
 const NAMESPACE_FLAGS: &[u64] = &[
     libc::CLONE_NEWNS as u64,
@@ -72,6 +99,11 @@ fn cond(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, Strin
         .map_err(|e| format!("seccomp: {e}"))
 }
 
+fn cond32(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, String> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
+        .map_err(|e| format!("seccomp: {e}"))
+}
+
 fn rule(conds: Vec<SeccompCondition>) -> Result<SeccompRule, String> {
     SeccompRule::new(conds).map_err(|e| format!("seccomp: {e}"))
 }
@@ -88,6 +120,37 @@ pub fn filters(network: bool) -> Result<Vec<BpfProgram>, String> {
         .map(|&f| rule(vec![cond(0, SeccompCmpOp::MaskedEq(f), f)?]))
         .collect::<Result<Vec<_>, _>>()?;
     denied.insert(libc::SYS_clone, clone_rules);
+    // mknod(path, mode, dev) and mknodat(dirfd, path, mode, dev) of a
+    // character or block device.
+    let device_rules = |arg: u8| -> Result<Vec<SeccompRule>, String> {
+        [libc::S_IFCHR, libc::S_IFBLK]
+            .iter()
+            .map(|&kind| {
+                rule(vec![cond32(
+                    arg,
+                    SeccompCmpOp::MaskedEq(libc::S_IFMT as u64),
+                    kind as u64,
+                )?])
+            })
+            .collect()
+    };
+    #[cfg(target_arch = "x86_64")]
+    denied.insert(libc::SYS_mknod, device_rules(1)?);
+    denied.insert(libc::SYS_mknodat, device_rules(2)?);
+    denied.insert(
+        libc::SYS_ioctl,
+        vec![
+            rule(vec![cond32(1, SeccompCmpOp::Eq, libc::TIOCSTI)?])?,
+            rule(vec![cond32(1, SeccompCmpOp::Eq, libc::TIOCLINUX)?])?,
+        ],
+    );
+    denied.insert(
+        libc::SYS_sched_setscheduler,
+        REALTIME
+            .iter()
+            .map(|&p| rule(vec![cond32(1, SeccompCmpOp::Eq, p)?]))
+            .collect::<Result<Vec<_>, _>>()?,
+    );
     if !network {
         denied.insert(
             libc::SYS_socket,

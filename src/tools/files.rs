@@ -22,6 +22,8 @@ use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str}
 
 /// Files larger than this are read only up to it.
 const READ_LIMIT: u64 = 256 * 1024;
+/// Entries a listing shows at most (the rest are counted).
+const LIST_LIMIT: usize = 500;
 /// How long deleted files stay restorable.
 pub const TRASH_DAYS: u64 = 30;
 
@@ -156,6 +158,10 @@ impl Tool for Files {
 /// A directory that paths are resolved beneath.
 pub struct Workspace {
     dir: OwnedFd,
+    /// Who gets what the daemon creates in it: a root Hermit's tools run as
+    /// the workspace's owner (see [`crate::sandbox`]), and must be able to
+    /// change what the file tools wrote.
+    owner: Option<(u32, u32)>,
 }
 
 fn cstring(p: &str) -> Result<CString, ToolError> {
@@ -168,6 +174,9 @@ fn errno_message(path: &str, err: std::io::Error) -> ToolError {
             "{path} is outside the workspace (absolute paths, `..` and symlinks leading out are refused)"
         )),
         Some(libc::ENOENT) => failed(format!("{path} does not exist")),
+        Some(libc::ENXIO) => failed(format!(
+            "{path} is not a regular file (a FIFO or socket): the file tools only read and write regular files"
+        )),
         _ => failed(format!("{path}: {err}")),
     }
 }
@@ -176,7 +185,57 @@ impl Workspace {
     pub fn open(dir: &Path) -> Result<Self, ToolError> {
         std::fs::create_dir_all(dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
         let fd = File::open(dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
-        Ok(Self { dir: fd.into() })
+        use std::os::unix::fs::MetadataExt;
+        let meta = fd
+            .metadata()
+            .map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+        // SAFETY: a getter.
+        let root = unsafe { libc::geteuid() } == 0;
+        let owner = (root && meta.uid() != 0).then(|| (meta.uid(), meta.gid()));
+        Ok(Self {
+            dir: fd.into(),
+            owner,
+        })
+    }
+
+    /// Gives `name` (in `dir`, not following a link) to the workspace's owner.
+    fn give(&self, dir: &OwnedFd, name: &CString) {
+        if let Some((uid, gid)) = self.owner {
+            // SAFETY: fchownat with a valid dirfd and C string.
+            unsafe {
+                libc::fchownat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    uid,
+                    gid,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                );
+            }
+        }
+    }
+
+    /// Refuses what is not a regular file (a FIFO would block, a device or
+    /// socket is no file to read or write).
+    fn regular(path: &str, meta: &std::fs::Metadata) -> Result<(), ToolError> {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_file() {
+            return Ok(());
+        }
+        let what = if t.is_dir() {
+            return Err(failed(format!("{path} is a directory; use list")));
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        Err(failed(format!(
+            "{path} is {what}, not a regular file: the file tools only read and write regular files"
+        )))
     }
 
     /// `openat2` beneath the workspace.
@@ -223,12 +282,11 @@ impl Workspace {
     }
 
     pub fn read(&self, path: &str) -> Result<String, ToolError> {
-        let fd = self.open_beneath(path, libc::O_RDONLY, 0)?;
+        // Non-blocking: opening a FIFO must not wait for a writer.
+        let fd = self.open_beneath(path, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY, 0)?;
         let mut f = File::from(fd);
         let meta = f.metadata().map_err(|e| failed(format!("{path}: {e}")))?;
-        if meta.is_dir() {
-            return Err(failed(format!("{path} is a directory; use list")));
-        }
+        Self::regular(path, &meta)?;
         let mut bytes = Vec::new();
         (&mut f)
             .take(READ_LIMIT)
@@ -262,15 +320,30 @@ impl Workspace {
                 if r != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
                     return Err(errno_message(&so_far, std::io::Error::last_os_error()));
                 }
+                if r == 0 {
+                    self.give(&dir, &c);
+                }
             }
         }
+        // Not truncated before it is known to be a regular file; a FIFO
+        // with no reader fails at once (ENXIO) instead of blocking.
         let fd = self.open_beneath(
             path,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
             0o644,
         )?;
-        File::from(fd)
-            .write_all(content.as_bytes())
+        let f = File::from(fd);
+        let meta = f.metadata().map_err(|e| failed(format!("{path}: {e}")))?;
+        Self::regular(path, &meta)?;
+        if let Some((uid, gid)) = self.owner {
+            use std::os::unix::fs::MetadataExt;
+            if meta.uid() != uid {
+                // SAFETY: fchown on a descriptor we own.
+                unsafe { libc::fchown(f.as_raw_fd(), uid, gid) };
+            }
+        }
+        f.set_len(0).map_err(|e| failed(format!("{path}: {e}")))?;
+        (&f).write_all(content.as_bytes())
             .map_err(|e| failed(format!("{path}: {e}")))
     }
 
@@ -320,11 +393,18 @@ impl Workspace {
         }
         let mut text: Vec<String> = rows
             .iter()
+            .take(LIST_LIMIT)
             .map(|(n, k, s)| match *k {
                 "file" => format!("{n}\tfile\t{s} bytes"),
                 _ => format!("{n}\t{k}"),
             })
             .collect();
+        if rows.len() > LIST_LIMIT {
+            text.push(format!(
+                "[… {} more entries not shown]",
+                rows.len() - LIST_LIMIT
+            ));
+        }
         // A summary line: what people (and small models) ask of a listing.
         let files: Vec<_> = rows.iter().filter(|(_, k, _)| *k == "file").collect();
         if let Some((name, _, size)) = files.iter().max_by_key(|(_, _, s)| *s) {

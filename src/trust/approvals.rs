@@ -355,7 +355,55 @@ fn stored(db: &Connection, code: &str) -> rusqlite::Result<Option<Stored>> {
     .optional()
 }
 
-/// The text shown to the owner: exactly what will run.
+/// Characters that show as nothing, or that change the order of what
+/// follows them: what the owner reads must be what runs, so each is shown
+/// as an escape (`\u{202e}`). C0 controls are escaped by JSON already.
+fn is_hidden(c: char) -> bool {
+    matches!(c as u32,
+        0x80..=0x9F            // C1 controls
+        | 0xAD                 // soft hyphen
+        | 0x34F                // combining grapheme joiner
+        | 0x61C                // Arabic letter mark
+        | 0x115F | 0x1160 | 0x3164 | 0xFFA0 // Hangul fillers
+        | 0x17B4 | 0x17B5
+        | 0x180B..=0x180F      // Mongolian selectors and vowel separator
+        | 0x200B..=0x200F      // zero-width spaces and joiners, LRM, RLM
+        | 0x2028..=0x202E      // line/paragraph separators, bidi embeddings and overrides
+        | 0x2060..=0x206F      // word joiner, invisible operators, bidi isolates
+        | 0xFE00..=0xFE0F      // variation selectors
+        | 0xFEFF               // zero-width no-break space
+        | 0xFFF0..=0xFFFB      // interlinear annotations
+        | 0x1BCA0..=0x1BCA3
+        | 0x1D173..=0x1D17A
+        | 0xE0000..=0xE0FFF    // tags and supplementary variation selectors
+    )
+}
+
+/// `text` with every hidden or direction-changing character written as an
+/// escape (`\u{…}`), so that it reads as what it is.
+pub fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_hidden(c) {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A Markdown code block holding `text` whole: its fence is longer than
+/// any run of backticks inside, so nothing in `text` can close it.
+fn code_block(lang: &str, text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}{lang}\n{text}\n{fence}\n")
+}
+
+/// The text shown to the owner: exactly what will run. The arguments and
+/// the model's reason are in code blocks (nothing in them is formatting),
+/// hidden and direction-changing characters shown as escapes.
 pub fn describe(req: &ApprovalRequest, code: &str, ttl: Duration) -> String {
     let effects: Vec<String> = req
         .effects
@@ -363,17 +411,19 @@ pub fn describe(req: &ApprovalRequest, code: &str, ttl: Duration) -> String {
         .filter_map(|e| serde_json::to_value(e).ok())
         .filter_map(|v| v.as_str().map(String::from))
         .collect();
-    let args = serde_json::to_string_pretty(&req.arguments).unwrap_or_default();
+    let args = visible(&serde_json::to_string_pretty(&req.arguments).unwrap_or_default());
     let mut text = format!(
-        "**Approval needed** (code `{code}`)\n\nTool: `{}`\nEffects: {}\nFor: {}\nWhy: {}\n\nArguments:\n```json\n{args}\n```\n",
-        req.tool,
+        "**Approval needed** (code `{code}`)\n\nTool: `{}`\nEffects: {}\nFor: {}\n\nArguments:\n{}\nWhy (the model's words):\n{}",
+        visible(&req.tool),
         effects.join(", "),
-        req.requester,
-        req.reason,
+        visible(&req.requester),
+        code_block("json", &args),
+        code_block("text", &visible(&req.reason)),
     );
     if let Some(t) = &req.taint {
         text.push_str(&format!(
-            "\n⚠️ Untrusted text came before this request: `{t}`. It may have been written to make me do this.\n"
+            "\n⚠️ Untrusted text came before this request: `{}`. It may have been written to make me do this.\n",
+            visible(t).replace('`', "'")
         ));
     }
     text.push_str(&format!(
@@ -514,5 +564,29 @@ mod tests {
         let mut verified = owner_in("!a:box");
         verified.verified = Some(true);
         assert!(a.decide(&code, &verified, true).is_ok());
+    }
+
+    #[test]
+    fn what_the_owner_reads_is_what_runs() {
+        // A bidi override that would show `rm -rf ~/txt.exe` as something
+        // else, a zero-width space, and a fence that tries to close the block.
+        let mut r = req(
+            serde_json::json!({"command": "echo hi\u{202e}fdp.exe ~ fr- mr\u{200b}; ``` done"}),
+        );
+        r.reason = "**bold** \u{2066}claim\u{2069}".into();
+        let text = describe(&r, "ab12", Duration::from_secs(600));
+        for hidden in ['\u{202e}', '\u{200b}', '\u{2066}', '\u{2069}'] {
+            assert!(!text.contains(hidden), "{text}");
+        }
+        assert!(
+            text.contains(r"\u{202e}") && text.contains(r"\u{200b}"),
+            "{text}"
+        );
+        // The arguments' fence is longer than the backticks inside them.
+        assert!(text.contains("````json\n"), "{text}");
+        // The reason is in a code block, not Markdown.
+        let why = text.split("Why (the model's words):\n").nth(1).unwrap();
+        assert!(why.starts_with("```text\n**bold**"), "{text}");
+        assert_eq!(visible("plain café"), "plain café");
     }
 }

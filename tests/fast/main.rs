@@ -10,6 +10,7 @@
 mod common;
 
 mod agent;
+mod containment;
 mod errors;
 mod fetch;
 mod layers;

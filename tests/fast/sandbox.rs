@@ -29,7 +29,8 @@ fn setup(edit: impl FnOnce(&mut SandboxPolicy)) -> Setup {
         },
         allow_weaker: false,
         env: Vec::new(),
-        cgroup: None,
+        cgroups: Vec::new(),
+        user: Default::default(),
     };
     edit(&mut policy);
     Setup {
@@ -54,8 +55,7 @@ fn writes_inside_the_workspace_but_not_outside() {
         &format!("echo ok > inside.txt && echo no > {}", target.display()),
     );
     assert_ne!(out.exit_code, 0);
-    assert!(out.stderr.contains("Permission denied"), "{}", out.stderr);
-    assert!(!target.exists());
+    assert!(!target.exists(), "{out:?}");
     assert_eq!(
         std::fs::read_to_string(s.policy.workspace.join("inside.txt")).unwrap(),
         "ok\n"
@@ -93,7 +93,8 @@ fn cannot_read_secrets_home_or_the_environment_of_the_daemon() {
     );
     assert!(!out.stdout.contains("hunter2"), "leaked: {}", out.stdout);
     assert!(!out.stderr.contains("hunter2"), "leaked: {}", out.stderr);
-    assert!(out.stderr.contains("Permission denied"), "{}", out.stderr);
+    // Each attempt failed (not in view, or denied).
+    assert!(out.stderr.lines().count() >= 4, "{}", out.stderr);
 }
 
 #[test]

@@ -35,6 +35,7 @@ pub fn toolbox(data: &Path, env: &[(&str, &str)]) -> Toolbox {
             },
             allow_weaker: config.sandbox.allow_weaker,
             network: false,
+            tool_user: config.sandbox.tool_user(),
             fetch: config.fetch.clone(),
             timezone: String::new(),
             // Full text only: these tests are about the policy.

@@ -120,11 +120,17 @@ impl Bot {
                 "I am stopped (by {by}): nothing runs until the owner sends `!resume`."
             ))
         } else {
+            let shared = if body.trim_start().starts_with("!new") {
+                Some(!super::session::is_direct(&room).await)
+            } else {
+                None
+            };
             self.command(
                 room_id,
                 &crate::memory::principal_key(&principal),
                 body.trim(),
                 conversation,
+                shared,
             )
         };
         if let Some(text) = canned {

@@ -41,6 +41,20 @@ impl Bot {
                 format!("Which request? Send `{command} CODE` with the code I gave.")
             }
             "!approve" | "!deny" => self.decide(room, sender, arg, command == "!approve", verified),
+            "!stop" | "!resume"
+                if is_owner && self.trust.approvals.require_verified && verified != Some(true) =>
+            {
+                tracing::warn!(%sender, %command, "stop or resume from a device that is not verified");
+                self.trust.audit.record(
+                    crate::vocab::AuditKind::StopRefused,
+                    sender,
+                    serde_json::json!({"command": command, "room": room.room_id().as_str(), "why": "unverified device"}),
+                );
+                format!(
+                    "`{command}` counts only from your verified devices (policy.require_verified_device). \
+                     Verify this device, or use `hermit stop-all` / `hermit resume` on the box."
+                )
+            }
             "!stop" | "!resume" if !is_owner => {
                 tracing::warn!(%sender, %command, "only the owner can stop or resume Hermit");
                 self.trust.audit.record(
@@ -72,6 +86,7 @@ impl Bot {
         who: &str,
         text: &str,
         conversation: &mut Option<(i64, Conversation)>,
+        shared: Option<bool>,
     ) -> Option<String> {
         let command = text.strip_prefix('!')?.split_whitespace().next()?;
         let rest = text[1 + command.len()..].trim();
@@ -79,6 +94,11 @@ impl Bot {
             "help" => HELP.to_string(),
             "reminders" | "remind" | "cancel" | "briefing" | "watch" | "done" => {
                 self.reminder_command(room_id, who, command, rest)
+            }
+            // A shared room's conversation is everyone's: only the owner
+            // sets it aside.
+            "new" if shared == Some(true) && who != crate::vocab::OWNER => {
+                "Only the owner can start a fresh conversation in a shared room.".to_string()
             }
             "new" => {
                 let r = self.journal.new_epoch(room_id.as_str());

@@ -315,7 +315,7 @@ impl Bot {
 
 /// A direct chat: invited as one (`is_direct`), or a room with only the bot
 /// and one other person in it.
-async fn is_direct(room: &Room) -> bool {
+pub(super) async fn is_direct(room: &Room) -> bool {
     if room.is_direct().await.unwrap_or(false) {
         return true;
     }

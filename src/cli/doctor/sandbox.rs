@@ -23,9 +23,51 @@ fn mechanism(name: &'static str, loaded: &Loaded, present: bool, detail: String)
     })
 }
 
+/// What each Landlock ABI adds that Hermit uses, and what covers it when
+/// the kernel is older.
+const LANDLOCK_ABIS: &[(i32, &str)] = &[
+    (
+        2,
+        "moving files between directories (covered: outside the workspace all is read-only)",
+    ),
+    (
+        3,
+        "truncating files (covered: outside the workspace all is read-only)",
+    ),
+    (
+        4,
+        "TCP ports (covered without the network: no interface; with sandbox.network, any port)",
+    ),
+    (
+        5,
+        "device ioctls (covered: only null, zero, full, random and urandom are there)",
+    ),
+    (
+        6,
+        "abstract Unix sockets and signals beyond the sandbox (covered: own network and PID namespaces; with sandbox.network, abstract sockets are reachable)",
+    ),
+];
+
 pub fn landlock(loaded: &Loaded) -> Option<Check> {
     let abi = hermit::sandbox::probe().landlock_abi;
-    mechanism("sandbox: landlock", loaded, abi >= 1, format!("ABI {abi}"))
+    let lacks: Vec<String> = LANDLOCK_ABIS
+        .iter()
+        .filter(|(v, _)| abi < *v)
+        .map(|(v, what)| format!("ABI {v}: {what}"))
+        .collect();
+    let detail = if lacks.is_empty() {
+        format!("ABI {abi}: everything Hermit uses")
+    } else {
+        format!("ABI {abi}; this kernel lacks {}", lacks.join("; "))
+    };
+    if abi >= 1 && !lacks.is_empty() {
+        return Some(Check {
+            check: "sandbox: landlock",
+            verdict: "warn",
+            detail,
+        });
+    }
+    mechanism("sandbox: landlock", loaded, abi >= 1, detail)
 }
 
 pub fn seccomp(loaded: &Loaded) -> Option<Check> {
@@ -39,7 +81,7 @@ pub fn namespaces(loaded: &Loaded) -> Option<Check> {
         "sandbox: namespaces",
         loaded,
         present,
-        "PID and network".into(),
+        "user, PID, IPC, UTS, mount and network".into(),
     )
 }
 
@@ -58,6 +100,63 @@ pub fn process_limit(loaded: &Loaded) -> Option<Check> {
     )
 }
 
+/// A tool process holds no privilege: not uid 0, no capability in any set,
+/// no_new_privs, a seccomp filter, no terminal (critical otherwise).
+pub fn privilege(setup: &Setup<'_>) -> Option<Check> {
+    let config = setup.config;
+    let exe = setup.sandbox.launcher.clone();
+    let mut policy = hermit::sandbox::SandboxPolicy {
+        workspace: config.workspace(),
+        scratch: config.data_dir().join("scratch"),
+        read_only: vec![exe.clone()],
+        network: false,
+        limits: config.sandbox.limits.clone(),
+        allow_weaker: config.sandbox.allow_weaker,
+        env: Vec::new(),
+        cgroups: Vec::new(),
+        user: config.sandbox.tool_user(),
+    };
+    policy.limits.timeout_seconds = policy.limits.timeout_seconds.clamp(5, 30);
+    let argv = [exe.display().to_string(), "sandbox-selfcheck".to_string()];
+    let found = setup
+        .sandbox
+        .run(&policy, &argv)
+        .map_err(anyhow::Error::from)
+        .and_then(|out| {
+            serde_json::from_str::<hermit::sandbox::launcher::SelfCheck>(out.stdout.trim()).map_err(
+                |e| {
+                    anyhow::anyhow!(
+                        "the self-check said {:?} ({e}): {}",
+                        out.stdout,
+                        out.stderr.trim()
+                    )
+                },
+            )
+        });
+    Some(match found {
+        Ok(c) => {
+            let problems = c.problems();
+            if problems.is_empty() {
+                check(
+                    "sandbox: privilege",
+                    true,
+                    format!(
+                        "a tool runs as uid {} with no capability, no_new_privs, seccomp, no terminal",
+                        c.uid
+                    ),
+                )
+            } else {
+                check(
+                    "sandbox: privilege",
+                    false,
+                    format!("a tool process {}", problems.join("; ")),
+                )
+            }
+        }
+        Err(e) => check("sandbox: privilege", false, format!("cannot check: {e:#}")),
+    })
+}
+
 /// A sandboxed process runs, and cannot do what it must not.
 pub fn probe(setup: &Setup<'_>) -> Option<Check> {
     let config = setup.config;
@@ -68,6 +167,7 @@ pub fn probe(setup: &Setup<'_>) -> Option<Check> {
         limits: config.sandbox.limits.clone(),
         allow_weaker: config.sandbox.allow_weaker,
         network: false,
+        tool_user: config.sandbox.tool_user(),
         fetch: Default::default(),
         timezone: String::new(),
         memory: None,
