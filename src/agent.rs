@@ -162,11 +162,30 @@ impl Agent {
         on_event: impl FnMut(TurnEvent),
         cancel: Arc<AtomicBool>,
     ) -> Result<TurnOutcome, InferenceError> {
+        self.turn_as(conv, user_text, None, on_event, cancel).await
+    }
+
+    /// [`Agent::turn`] for a message that was not typed: `origin` says
+    /// where its words come from. A transcript of a voice note
+    /// ([`Origin::Transcript`]) is the sender's message, but the voice may
+    /// be someone else's (a television, a visitor): like other untrusted
+    /// text, it taints the conversation, so effects beyond reading ask the
+    /// owner, and it is kept in memory with its label. `None`: typed by
+    /// the conversation's principal.
+    pub async fn turn_as(
+        &self,
+        conv: &mut Conversation,
+        user_text: &str,
+        origin: Option<Origin>,
+        on_event: impl FnMut(TurnEvent),
+        cancel: Arc<AtomicBool>,
+    ) -> Result<TurnOutcome, InferenceError> {
         let Some(memory) = self.memory.clone() else {
             return self
-                .turn_inner(conv, user_text, on_event, cancel, true)
+                .turn_inner(conv, user_text, origin, on_event, cancel, true)
                 .await;
         };
+        let label = origin.as_ref().map(Origin::label);
         let principal = self.principal_of(conv);
         let who = crate::memory::principal_key(&principal);
         let (key, place, text) = (conv.key.clone(), conv.place.clone(), user_text.to_string());
@@ -188,7 +207,7 @@ impl Agent {
                 sender: &sender,
                 room: (place != "local").then_some(place.as_str()),
                 role: "user",
-                origin: None,
+                origin: label.as_deref(),
                 body: &text,
             })?;
             Ok::<_, crate::memory::MemoryError>((pinned, recall))
@@ -212,7 +231,7 @@ impl Agent {
             Err(e) => tracing::warn!(error = %e, "memory: recall failed; answering without it"),
         }
         let outcome = self
-            .turn_inner(conv, user_text, on_event, cancel, true)
+            .turn_inner(conv, user_text, origin, on_event, cancel, true)
             .await?;
         if !outcome.reply.trim().is_empty() {
             let (key, place, reply) = (
@@ -220,7 +239,9 @@ impl Agent {
                 conv.place.clone(),
                 outcome.reply.trim().to_string(),
             );
-            let origin = conv.taint.clone();
+            // Untrusted text this turn read, other people's words in a
+            // shared room included.
+            let origin = conv.taint_for(&principal.id, &self.owner_id());
             let kept = tokio::task::spawn_blocking(move || {
                 memory.record_message(&crate::memory::NewMessage {
                     conversation: &key,
@@ -240,6 +261,14 @@ impl Agent {
             }
         }
         Ok(outcome)
+    }
+
+    /// The owner's id (empty without a trust layer: a local chat).
+    fn owner_id(&self) -> String {
+        self.trust
+            .as_ref()
+            .map(|t| t.owner().to_string())
+            .unwrap_or_default()
     }
 
     fn principal_of(&self, conv: &Conversation) -> Principal {
@@ -264,7 +293,7 @@ impl Agent {
         let mut conv = Conversation::new(system_prompt);
         let cancel = Arc::new(AtomicBool::new(false));
         let outcome = self
-            .turn_inner(&mut conv, prompt, |_| {}, cancel, false)
+            .turn_inner(&mut conv, prompt, None, |_| {}, cancel, false)
             .await;
         self.engine.forget(conv.id());
         outcome
@@ -275,6 +304,7 @@ impl Agent {
         &self,
         conv: &mut Conversation,
         user_text: &str,
+        origin: Option<Origin>,
         mut on_event: impl FnMut(TurnEvent),
         cancel: Arc<AtomicBool>,
         tools: bool,
@@ -298,7 +328,7 @@ impl Agent {
         let principal = self.principal_of(conv);
         conv.push_from(
             ChatMessage::new(Role::User, user_text),
-            Origin::Typed(principal.id.clone()),
+            origin.unwrap_or_else(|| Origin::Typed(principal.id.clone())),
         );
         let mut tool_calls = 0usize;
         loop {

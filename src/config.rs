@@ -458,6 +458,7 @@ impl Config {
         }
         crate::vocab::owner_timezone(&self.agent.timezone)
             .map_err(|e| format!("agent.timezone: {e}"))?;
+        self.check_workspace()?;
         self.check_matrix()?;
         self.policy.check(&self.matrix.members)?;
         let s = &self.sampling;
@@ -551,6 +552,46 @@ impl Config {
             (Some(p), _) => expand_home(p),
             (None, Some(d)) if !d.is_empty() => expand_home(Path::new(&d)),
             _ => home().join(".local/share/hermit"),
+        }
+    }
+
+    /// The workspace is all a tool may write, and a root Hermit gives it to
+    /// the tool user: never the whole disk, a home, a system directory, or
+    /// a directory holding Hermit's own data.
+    fn check_workspace(&self) -> Result<(), String> {
+        let ws = self.workspace();
+        let normal = |p: &Path| -> PathBuf { p.components().collect() };
+        let (ws, data) = (normal(&ws), normal(&self.data_dir()));
+        let why = if !ws.is_absolute() {
+            Some("is not an absolute path")
+        } else if ws
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        {
+            Some("contains `..`")
+        } else if ws == Path::new("/") {
+            Some("is the whole disk")
+        } else if ws == normal(&home()) || ws.parent() == Some(Path::new("/home")) {
+            Some("is a home directory")
+        } else if [
+            "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/opt", "/proc", "/root", "/run",
+            "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/var/lib", "/var/tmp",
+        ]
+        .iter()
+        .any(|d| ws == Path::new(d))
+        {
+            Some("is a system directory")
+        } else if data.starts_with(&ws) {
+            Some("holds Hermit's data directory (the database, the secrets)")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(format!(
+                "paths.workspace = {} {why}; the workspace is all a tool may write: use a directory of its own (default <data_dir>/workspace)",
+                ws.display()
+            )),
+            None => Ok(()),
         }
     }
 
@@ -706,5 +747,34 @@ mod tests {
         let f = write("[sampling]\ntemperature = 9\n");
         let err = Config::load(Some(f.path()), []).unwrap_err().to_string();
         assert!(err.contains("sampling.temperature"), "{err}");
+    }
+
+    #[test]
+    fn the_workspace_is_never_the_disk_a_home_or_the_data() {
+        let load = |ws: &str| {
+            Config::load(
+                None,
+                vec![
+                    (
+                        "HERMIT_PATHS__DATA_DIR".to_string(),
+                        "/srv/hermit/data".to_string(),
+                    ),
+                    ("HERMIT_PATHS__WORKSPACE".to_string(), ws.to_string()),
+                ],
+            )
+        };
+        for bad in [
+            "/",
+            "/home/alice",
+            "/etc",
+            "/srv/hermit",
+            "/srv/hermit/data",
+            "/srv/x/../..",
+        ] {
+            let err = load(bad).unwrap_err().to_string();
+            assert!(err.contains("paths.workspace"), "{bad}: {err}");
+        }
+        assert!(load("/srv/hermit/workspace").is_ok());
+        assert!(load("/srv/hermit/data/workspace").is_ok());
     }
 }

@@ -205,6 +205,13 @@ pub struct Reminders {
     db_path: PathBuf,
 }
 
+/// What one person may keep active at once: a model that loops, or a
+/// member, cannot fill the scheduler (each task is a model turn).
+pub const MAX_REMINDERS_PER_PERSON: i64 = 200;
+pub const MAX_TASKS_PER_PERSON: i64 = 20;
+/// The shortest period of a recurring task, in minutes.
+pub const MIN_TASK_PERIOD_MINUTES: i64 = 15;
+
 impl Reminders {
     pub fn open(data_dir: &std::path::Path) -> Result<Self, ReminderError> {
         let db_path = data_dir.join("hermit.db");
@@ -282,6 +289,15 @@ impl Reminders {
                         &zone,
                     )
                     .ok_or_else(|| ReminderError::Invalid(format!("{rule:?} never happens")))?;
+                // Each run is a model turn: not more often than this.
+                if let Some(after) = cron.next_after(next, &zone)
+                    && after.as_millisecond() - next.as_millisecond()
+                        < MIN_TASK_PERIOD_MINUTES * 60_000
+                {
+                    return Err(ReminderError::Invalid(format!(
+                        "a task may repeat at most every {MIN_TASK_PERIOD_MINUTES} minutes ({rule:?} is more often)"
+                    )));
+                }
                 ("recurring", Some(cron.to_string()), next.as_millisecond())
             }
             _ => {
@@ -561,6 +577,23 @@ impl Reminders {
             .optional()?;
         if let Some(id) = same {
             return Ok(self.get(&conn, id)?.expect("just found"));
+        }
+        let is_task = action == Action::Task;
+        let active: i64 = conn.query_row(
+            "SELECT count(*) FROM reminders WHERE status = 'active' AND principal = ?1
+               AND (action = 'task') = ?2",
+            params![principal, is_task],
+            |r| r.get(0),
+        )?;
+        let (cap, what) = if is_task {
+            (MAX_TASKS_PER_PERSON, "scheduled tasks")
+        } else {
+            (MAX_REMINDERS_PER_PERSON, "reminders")
+        };
+        if active >= cap {
+            return Err(ReminderError::Invalid(format!(
+                "{principal} already has {active} active {what}, the most one person may have; cancel some first"
+            )));
         }
         conn.execute(
             "INSERT INTO reminders (principal, room, text, kind, rule, tz, next_at, origin, created_at, action, grants)

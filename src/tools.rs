@@ -287,7 +287,8 @@ impl Toolbox {
             ),
         };
         tracing::info!(tool = %call.name, ?effects, verdict = ?decision.verdict, reason = %decision.reason, principal = %principal.id, "tool call");
-        self.trust.audit.record(
+        // Fail-closed: a call whose entry cannot be written does not run.
+        let recorded = self.trust.audit.try_record(
             crate::vocab::AuditKind::ToolCall,
             &principal.id,
             serde_json::json!({
@@ -300,6 +301,18 @@ impl Toolbox {
                 "typed_by_owner": ctx.typed_by_owner,
             }),
         );
+        let decision = match recorded {
+            Ok(_) => decision,
+            Err(e) => {
+                tracing::error!(tool = %call.name, error = %e, "the audit log cannot be written: the call is refused");
+                PolicyDecision {
+                    verdict: Verdict::Deny,
+                    reason: format!(
+                        "the audit log cannot be written ({e}); nothing runs without its entry"
+                    ),
+                }
+            }
+        };
         Ok(Checked { effects, decision })
     }
 

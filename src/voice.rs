@@ -340,7 +340,27 @@ impl Voice {
         heard
     }
 
+    /// A root Hermit's worker runs as the tool user (see
+    /// [`crate::sandbox`]): the inbox and each clip are given to it, and stay
+    /// private to it (the daemon, as root, reads them anyway).
+    fn give_to_worker(&self, path: &Path) {
+        // SAFETY: a getter.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let u = self.settings.tool_user;
+        for p in [Some(self.inbox().as_path()), Some(path)]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(e) = std::os::unix::fs::lchown(p, Some(u.uid), Some(u.gid)) {
+                tracing::warn!(path = %p.display(), error = %e, "cannot give a clip to the speech worker's user");
+            }
+        }
+    }
+
     async fn transcribe_in_inbox(&self, path: &Path) -> Result<Transcript, VoiceError> {
+        self.give_to_worker(path);
         let mut guard = self.running.lock().await;
         if guard.is_none() {
             *guard = Some(self.start().await?);

@@ -120,11 +120,16 @@ impl Agent {
                                     .into(),
                             );
                         }
-                        trust.audit.record(
+                        // Fail-closed: no entry, no action.
+                        if let Err(e) = trust.audit.try_record(
                             crate::vocab::AuditKind::ApprovalUsed,
                             &by,
                             serde_json::json!({"code": code, "tool": call.name}),
-                        );
+                        ) {
+                            return denied(format!(
+                                "the audit log cannot be written ({e}); the call did not run"
+                            ));
+                        }
                     }
                 }
                 // Stopped while waiting: the approval does not outlive it.

@@ -304,3 +304,99 @@ fn tasks_keep_their_grants_and_a_watch_is_never_due() {
             .is_err()
     );
 }
+
+#[test]
+fn each_person_has_caps_and_tasks_a_minimum_period() {
+    let (_d, r) = reminders();
+    // Every minute: a model turn each time, refused.
+    let err = r
+        .add_task(
+            "owner",
+            None,
+            "check",
+            None,
+            Some("* * * * *"),
+            "UTC",
+            "",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at most every 15 minutes"), "{err}");
+    assert!(
+        r.add_task(
+            "owner",
+            None,
+            "check",
+            None,
+            Some("*/15 * * * *"),
+            "UTC",
+            "",
+            None
+        )
+        .is_ok()
+    );
+    // Tasks: up to the cap per person; another person is not affected.
+    for i in 1..MAX_TASKS_PER_PERSON {
+        r.add_task(
+            "@m:box",
+            None,
+            &format!("task {i}"),
+            None,
+            Some("0 9 * * *"),
+            "UTC",
+            "",
+            None,
+        )
+        .unwrap();
+    }
+    r.add_task(
+        "@m:box",
+        None,
+        "the last",
+        None,
+        Some("0 9 * * *"),
+        "UTC",
+        "",
+        None,
+    )
+    .unwrap();
+    let err = r
+        .add_task(
+            "@m:box",
+            None,
+            "one more",
+            None,
+            Some("0 9 * * *"),
+            "UTC",
+            "",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("active scheduled tasks"), "{err}");
+    assert!(
+        r.add_task(
+            "owner",
+            None,
+            "mine",
+            None,
+            Some("0 9 * * *"),
+            "UTC",
+            "",
+            None
+        )
+        .is_ok()
+    );
+    // Reminders have their own cap.
+    let at = Timestamp::from_millisecond(crate::vocab::now_ms() + 3_600_000).unwrap();
+    for i in 0..MAX_REMINDERS_PER_PERSON {
+        r.add_once("@m:box", None, &format!("r{i}"), at, "UTC", None)
+            .unwrap();
+    }
+    let err = r
+        .add_once("@m:box", None, "too many", at, "UTC", None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("active reminders"), "{err}");
+}

@@ -66,11 +66,18 @@ pub fn main() -> ! {
         fail(e);
     }
     let launcher_pid = std::process::id() as i32;
+    let mut lifeline = [-1; 2];
+    // SAFETY: pipe2 into a two-element array.
+    if unsafe { libc::pipe2(lifeline.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        fail(last_os_error("pipe"));
+    }
     // SAFETY: the launcher is single-threaded, so the child may do anything.
     match unsafe { libc::fork() } {
         -1 => fail(last_os_error("fork")),
         0 => {
             unsafe {
+                libc::close(lifeline[1]);
+                LIFELINE.store(lifeline[0], std::sync::atomic::Ordering::SeqCst);
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 if libc::getppid() != launcher_pid && libc::getppid() != 0 {
                     libc::_exit(SETUP_FAILED);
@@ -78,7 +85,12 @@ pub fn main() -> ! {
             }
             contain_and_exec(&policy, &argv, root)
         }
-        child => std::process::exit(wait_for(child)),
+        child => {
+            // The write end stays open as long as the launcher lives.
+            // SAFETY: closing our copy of the read end.
+            unsafe { libc::close(lifeline[0]) };
+            std::process::exit(wait_for(child))
+        }
     }
 }
 
@@ -188,6 +200,15 @@ fn contain_and_exec(policy: &SandboxPolicy, argv: &[String], root: bool) -> ! {
         }
     }
     drop(proc_self);
+    // A change of uid clears the parent-death signal: set it again, and
+    // go if the launcher died in between (it would never be signalled).
+    // SAFETY: prctl and getppid.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if launcher_gone() {
+            libc::_exit(SETUP_FAILED);
+        }
+    }
     soft(drop_capabilities());
 
     let l = &policy.limits;
@@ -227,6 +248,28 @@ fn contain_and_exec(policy: &SandboxPolicy, argv: &[String], root: bool) -> ! {
     let _ = writeln!(std::io::stderr(), "{}: {err}", argv[0]);
     std::process::exit(127)
 }
+
+/// Whether the launcher (this PID 1's parent, outside the PID namespace,
+/// where `getppid` always reads 0) has gone: the write end of the lifeline
+/// pipe it holds is closed then. This process would never get its
+/// parent-death signal.
+fn launcher_gone() -> bool {
+    let fd = LIFELINE.load(std::sync::atomic::Ordering::SeqCst);
+    if fd < 0 {
+        return false;
+    }
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one descriptor we own, without waiting.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLHUP | libc::POLLIN) != 0
+}
+
+/// The read end of a pipe whose write end only the launcher holds.
+static LIFELINE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 /// Writes the maps of the user namespace just entered through a directory
 /// descriptor of `/proc/<this process>` opened before the pivot.

@@ -344,8 +344,10 @@ impl Tool for Cancel {
         })
     }
 
+    /// It echoes the stored text, which can come from a turn that read
+    /// untrusted text: labelled like the listing.
     fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
-        None
+        Some(Origin::Memory("reminders".into()))
     }
 }
 

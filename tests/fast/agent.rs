@@ -331,3 +331,57 @@ fn stop_ends_a_reply_in_progress_and_holds_the_next_turn_without_tools_too() {
     );
     trust.halt.resume().unwrap();
 }
+
+#[test]
+fn a_voice_transcript_is_labelled_and_its_effects_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    // The owner lets writes run without asking when typed...
+    let tb = toolbox(dir.path(), &[("HERMIT_POLICY__OWNER__WRITE", "allow")]);
+    let workspace = tb.ctx.workspace.clone();
+    let trust = tb.trust.clone();
+    let write = call(
+        "write_file",
+        serde_json::json!({"path": "heard.txt", "content": "x"}),
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let heard = agent(
+        Engine::scripted(steps(vec![write.clone()], "Done.", seen.clone())),
+        tb,
+    );
+    // ...but a voice note may carry someone else's voice: its words are
+    // labelled, and the write asks the owner.
+    let mut conv = Conversation::new("You are Hermit.");
+    let mut asked = Vec::new();
+    rt().block_on(heard.turn_as(
+        &mut conv,
+        "write heard.txt",
+        Some(hermit::vocab::Origin::Transcript(
+            "@owner:hermit.local".into(),
+        )),
+        |e| {
+            if let TurnEvent::Approval { code, text } = &e {
+                asked.push(text.clone());
+                trust.decide_at_box(code, false, "test").unwrap();
+            }
+        },
+        Arc::new(AtomicBool::new(false)),
+    ))
+    .unwrap();
+    assert_eq!(asked.len(), 1, "the transcript's write asks");
+    assert!(asked[0].contains("transcript"), "{}", asked[0]);
+    assert!(!workspace.join("heard.txt").exists());
+    // The same words typed run without asking (the policy's allow).
+    let dir2 = tempfile::tempdir().unwrap();
+    let tb2 = toolbox(dir2.path(), &[("HERMIT_POLICY__OWNER__WRITE", "allow")]);
+    let ws2 = tb2.ctx.workspace.clone();
+    let agent2 = agent(Engine::scripted(steps(vec![write], "Done.", seen)), tb2);
+    let mut conv2 = Conversation::new("You are Hermit.");
+    let (_, events) = turn(&agent2, &mut conv2, "write heard.txt", |_| {});
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, TurnEvent::Approval { .. })),
+        "{events:?}"
+    );
+    assert!(ws2.join("heard.txt").exists());
+}

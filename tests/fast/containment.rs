@@ -414,3 +414,59 @@ fn many_processes_cannot_together_exceed_the_trees_memory() {
         );
     }
 }
+
+/// Waits (bounded) until no process has `arg` on its command line.
+fn gone(arg: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let alive = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .any(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()));
+        if !alive {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_long_lived_worker_dies_with_its_launcher_after_dropping_privilege() {
+    // A change of uid clears the parent-death signal; the launcher sets it
+    // again. Killing the launcher must end the worker (PID 1 of its tree).
+    both(|who| {
+        let c = case(who);
+        let marker = match who {
+            As::Root => "654.3211",
+            As::User => "654.3212",
+        };
+        let mut child = c
+            .sandbox
+            .long_lived(&c.policy, &["/bin/sleep".into(), marker.into()])
+            .unwrap()
+            .spawn()
+            .unwrap();
+        // Running, as seen from outside.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while gone_now(marker) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{who:?}: the worker never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        let _ = child.wait();
+        assert!(gone(marker), "{who:?}: the worker outlived its launcher");
+    });
+}
+
+fn gone_now(arg: &str) -> bool {
+    !std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+}

@@ -418,3 +418,34 @@ fn the_audit_log_verifies_and_says_where_it_was_tampered_with() {
     assert_eq!(v["at"], 3, "{v}");
     assert!(v["problem"].as_str().unwrap().contains("modified"));
 }
+
+#[test]
+fn no_audit_entry_no_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let tb = toolbox(dir.path(), &[]);
+    // The audit log fails to take a new entry (a full disk, a broken
+    // file): simulated by a trigger that aborts every insert.
+    let db = rusqlite::Connection::open(dir.path().join("hermit.db")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER audit_fails BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;",
+    )
+    .unwrap();
+    let made = tb.ctx.workspace.join("made-anyway");
+    let err = tb
+        .call(&call(
+            "shell",
+            serde_json::json!({"command": format!("touch {}", made.display())}),
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("audit log cannot be written"), "{err}");
+    assert!(!made.exists(), "the command ran without its audit entry");
+    // Once the log takes entries again, the same call runs.
+    db.execute_batch("DROP TRIGGER audit_fails;").unwrap();
+    tb.call(&call(
+        "shell",
+        serde_json::json!({"command": "touch made-now"}),
+    ))
+    .unwrap();
+    assert!(tb.ctx.workspace.join("made-now").exists());
+}

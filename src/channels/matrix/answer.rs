@@ -94,14 +94,17 @@ impl Bot {
         // A voice message: transcribed, the transcript shown back (so the
         // person sees what was understood), kept, then answered as their
         // words.
-        let (body, heard, unsupported) = match Body::decode(&body) {
+        let (body, heard, unsupported, spoken) = match Body::decode(&body) {
             Body::Audio(json) => match self.hear(&room, event_id, &sender, json).await {
-                Ok(text) => (text, None, None),
-                Err(why) => (String::new(), Some(why), None),
+                Ok(text) => (text, None, None, true),
+                Err(why) => (String::new(), Some(why), None, true),
             },
-            Body::Unsupported(kind) => (String::new(), None, Some(kind.to_string())),
-            Body::Text(_) => (body, None, None),
+            Body::Unsupported(kind) => (String::new(), None, Some(kind.to_string()), false),
+            Body::Text(_) => (body, None, None, false),
         };
+        // A transcript is labelled as one: the voice may not be the
+        // sender's (see `Agent::turn_as`).
+        let origin = spoken.then(|| crate::vocab::Origin::Transcript(sender.clone()));
         // Commands and what the model is not given.
         let canned = if let Some(why) = heard {
             Some(why)
@@ -119,6 +122,9 @@ impl Bot {
             Some(format!(
                 "I am stopped (by {by}): nothing runs until the owner sends `!resume`."
             ))
+        } else if spoken {
+            // Spoken words are never a command.
+            None
         } else {
             let shared = if body.trim_start().starts_with("!new") {
                 Some(!super::session::is_direct(&room).await)
@@ -163,9 +169,10 @@ impl Bot {
         let mut first_edit_at: Option<Instant> = None;
         // In a block: the turn holds the conversation until it is dropped.
         let outcome = {
-            let turn = agent.turn(
+            let turn = agent.turn_as(
                 conv,
                 &body,
+                origin,
                 move |ev| {
                     if matches!(ev, TurnEvent::Token(_) | TurnEvent::Approval { .. }) {
                         let _ = tx.send(ev);
