@@ -215,6 +215,30 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE reminders ADD COLUMN action TEXT NOT NULL DEFAULT 'remind';
     ALTER TABLE reminders ADD COLUMN grants TEXT;
     ALTER TABLE reminder_deliveries ADD COLUMN done_at INTEGER;",
+    // 8: notes are each person's own: a title is unique per person, not
+    // for the whole household (rebuilt, ids kept, so the memory index
+    // stays right).
+    "CREATE TABLE notes_by_person (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        taint TEXT,
+        principal TEXT NOT NULL DEFAULT 'owner',
+        embedding BLOB,
+        UNIQUE (principal, title)
+    );
+    INSERT INTO notes_by_person (id, title, body, created_at, updated_at, taint, principal, embedding)
+        SELECT id, title, body, created_at, updated_at, taint, principal, embedding FROM notes;
+    DROP TABLE notes;
+    ALTER TABLE notes_by_person RENAME TO notes;
+    CREATE TRIGGER notes_log_i AFTER INSERT ON notes
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('note', new.id, 'i'); END;
+    CREATE TRIGGER notes_log_u AFTER UPDATE OF title, body, taint, principal ON notes
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('note', new.id, 'u'); END;
+    CREATE TRIGGER notes_log_d AFTER DELETE ON notes
+        BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('note', old.id, 'd'); END;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -97,6 +97,30 @@ pub struct ToolContext {
 }
 
 impl ToolContext {
+    /// The workspace of the person a call acts for (`principal`, as
+    /// [`CallMeta::principal`]): the owner's is `paths.workspace`; each
+    /// member has their own, `<data>/members/<id>/workspace`, and sees
+    /// nothing of the owner's files.
+    pub fn workspace_for(&self, principal: Option<&str>) -> PathBuf {
+        match principal {
+            None => self.workspace.clone(),
+            Some(p) if p == crate::vocab::OWNER => self.workspace.clone(),
+            Some(p) => self
+                .data_dir
+                .join("members")
+                .join(member_dir(p))
+                .join("workspace"),
+        }
+    }
+
+    /// [`ToolContext::sandbox_policy`] for the person a call acts for.
+    pub fn sandbox_policy_for(&self, principal: Option<&str>) -> SandboxPolicy {
+        SandboxPolicy {
+            workspace: self.workspace_for(principal),
+            ..self.sandbox_policy()
+        }
+    }
+
     /// The sandbox policy of a tool process.
     pub fn sandbox_policy(&self) -> SandboxPolicy {
         SandboxPolicy {
@@ -111,6 +135,25 @@ impl ToolContext {
             user: self.tool_user,
         }
     }
+}
+
+/// A member's directory name: their id, readable, with anything but
+/// letters, digits, `.`, `-` and `_` replaced, and a short hash of the
+/// whole id (so that two ids never share a directory).
+fn member_dir(id: &str) -> String {
+    let readable: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    let hash = crate::trust::audit::sha256_hex(id.as_bytes());
+    format!("{}-{}", readable.trim_matches('_'), &hash[..8])
 }
 
 pub trait Tool: Send + Sync {

@@ -309,6 +309,35 @@ impl Voice {
     /// Transcribes the audio file at `path`: a file outside the inbox is
     /// copied into it first (the worker can read nothing else), and the
     /// copy removed afterwards.
+    /// Refuses, before anything is downloaded, a clip whose declared size
+    /// or duration is over the limits (`voice.max_mb`, `voice.max_seconds`).
+    /// A sender can understate them: the worker checks again what it gets.
+    pub fn check_declared(
+        &self,
+        bytes: Option<u64>,
+        seconds: Option<f64>,
+    ) -> Result<(), VoiceError> {
+        let s = &self.settings;
+        if let Some(b) = bytes
+            && b > s.max_bytes
+        {
+            return Err(VoiceError::Audio(format!(
+                "the audio is too large: {:.1} MB (the limit is {:.0} MB)",
+                b as f64 / 1048576.0,
+                s.max_bytes as f64 / 1048576.0
+            )));
+        }
+        if let Some(t) = seconds
+            && t > f64::from(s.max_seconds)
+        {
+            return Err(VoiceError::Audio(format!(
+                "the audio is too long: {t:.0} s (the limit is {} s)",
+                s.max_seconds
+            )));
+        }
+        Ok(())
+    }
+
     pub async fn transcribe(&self, path: &Path) -> Result<Transcript, VoiceError> {
         let inbox = self.inbox();
         if path.starts_with(&inbox) {
@@ -421,5 +450,33 @@ async fn exit_of(running: Option<Running>, why: &str) -> String {
             }
         },
         None => why.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clip_over_its_declared_limits_is_refused_before_download() {
+        let voice = Voice::new(VoiceSettings {
+            worker: "hermit-stt".into(),
+            model: "model.bin".into(),
+            threads: 1,
+            language: "auto".into(),
+            max_seconds: 600,
+            max_bytes: 20 << 20,
+            timeout: Duration::from_secs(60),
+            dir: "/nonexistent".into(),
+            launcher: "hermit".into(),
+            allow_weaker: false,
+            tool_user: Default::default(),
+        });
+        assert!(voice.check_declared(Some(1 << 20), Some(30.0)).is_ok());
+        assert!(voice.check_declared(None, None).is_ok());
+        let big = voice.check_declared(Some(200 << 20), None).unwrap_err();
+        assert!(big.to_string().contains("too large"), "{big}");
+        let long = voice.check_declared(None, Some(3600.0)).unwrap_err();
+        assert!(long.to_string().contains("too long"), "{long}");
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
+use super::{CallMeta, Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
 
 /// Files larger than this are read only up to it.
 const READ_LIMIT: u64 = 256 * 1024;
@@ -128,7 +128,18 @@ impl Tool for Files {
     }
 
     fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        let ws = Workspace::open(&ctx.workspace)?;
+        self.run_in(ctx, args, &CallMeta::default())
+    }
+
+    /// Beneath the workspace of the person the call acts for: a member's
+    /// own, never the owner's.
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        let ws = Workspace::open(&ctx.workspace_for(meta.principal.as_deref()))?;
         let path = arg_str(args, "path").unwrap_or_default();
         let content = match self.0 {
             FileOp::Read => ws.read(path)?,

@@ -1,4 +1,5 @@
-//! `notes`: the owner's notes, kept in hermit.db: create, append, search, list.
+//! `notes`: each person's notes, kept in hermit.db: create, append, search,
+//! list. A member's notes are theirs; the owner's are the owner's.
 
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
@@ -15,7 +16,7 @@ impl Tool for Notes {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "notes",
-            description: "The owner's notes: create a note, append to one, search them, or list them.",
+            description: "The user's notes: create a note, append to one, search them, or list them.",
             parameters: json!({
                 "type": "object",
                 "properties": {
@@ -49,6 +50,7 @@ impl Tool for Notes {
         meta: &CallMeta,
     ) -> Result<ToolOutput, ToolError> {
         let taint = meta.taint.as_deref();
+        let who = meta.principal_key();
         let db = crate::db::open(&ctx.data_dir.join("hermit.db")).map_err(failed)?;
         let title = arg_str(args, "title").map(str::trim).unwrap_or_default();
         let text = arg_str(args, "text").unwrap_or_default();
@@ -65,9 +67,9 @@ impl Tool for Notes {
                 need_title()?;
                 let n = db
                     .execute(
-                        "INSERT INTO notes (title, body, created_at, updated_at, taint) VALUES (?1, ?2, ?3, ?3, ?4)
-                         ON CONFLICT(title) DO NOTHING",
-                        params![title, text, now, taint],
+                        "INSERT INTO notes (title, body, created_at, updated_at, taint, principal) VALUES (?1, ?2, ?3, ?3, ?4, ?5)
+                         ON CONFLICT(principal, title) DO NOTHING",
+                        params![title, text, now, taint, who],
                     )
                     .map_err(failed)?;
                 if n == 0 {
@@ -80,9 +82,11 @@ impl Tool for Notes {
             "append" => {
                 need_title()?;
                 let body: Option<String> = db
-                    .query_row("SELECT body FROM notes WHERE title = ?1", [title], |r| {
-                        r.get(0)
-                    })
+                    .query_row(
+                        "SELECT body FROM notes WHERE title = ?1 AND principal = ?2",
+                        [title, who],
+                        |r| r.get(0),
+                    )
                     .optional()
                     .map_err(failed)?;
                 let Some(body) = body else {
@@ -94,8 +98,8 @@ impl Tool for Notes {
                     format!("{body}\n{text}")
                 };
                 db.execute(
-                    "UPDATE notes SET body = ?1, updated_at = ?2, taint = coalesce(taint, ?4) WHERE title = ?3",
-                    params![joined, now, title, taint],
+                    "UPDATE notes SET body = ?1, updated_at = ?2, taint = coalesce(taint, ?4) WHERE title = ?3 AND principal = ?5",
+                    params![joined, now, title, taint, who],
                 )
                 .map_err(failed)?;
                 format!("appended to note {title:?}")
@@ -109,12 +113,15 @@ impl Tool for Notes {
                 );
                 let mut stmt = db
                     .prepare(
-                        "SELECT title, body, taint FROM notes WHERE title LIKE ?1 ESCAPE '\\' OR body LIKE ?1 ESCAPE '\\'
+                        "SELECT title, body, taint FROM notes
+                         WHERE principal = ?2 AND (title LIKE ?1 ESCAPE '\\' OR body LIKE ?1 ESCAPE '\\')
                          ORDER BY updated_at DESC LIMIT 20",
                     )
                     .map_err(failed)?;
                 let rows: Vec<(String, String, Option<String>)> = stmt
-                    .query_map([pattern], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .query_map([pattern.as_str(), who], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
                     .map_err(failed)?
                     .collect::<Result<_, _>>()
                     .map_err(failed)?;
@@ -134,10 +141,12 @@ impl Tool for Notes {
             }
             "list" => {
                 let mut stmt = db
-                    .prepare("SELECT title, length(body) FROM notes ORDER BY updated_at DESC")
+                    .prepare(
+                        "SELECT title, length(body) FROM notes WHERE principal = ?1 ORDER BY updated_at DESC",
+                    )
                     .map_err(failed)?;
                 let rows: Vec<(String, i64)> = stmt
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_map([who], |r| Ok((r.get(0)?, r.get(1)?)))
                     .map_err(failed)?
                     .collect::<Result<_, _>>()
                     .map_err(failed)?;

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
+use super::{CallMeta, Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
 
 pub struct Shell;
 
@@ -29,9 +29,22 @@ impl Tool for Shell {
     }
 
     fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+        self.run_in(ctx, args, &CallMeta::default())
+    }
+
+    /// In the workspace of the person the call acts for (a member's own).
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
         let command = arg_str(args, "command").unwrap_or_default();
         let argv = ["/bin/sh", "-c", command].map(String::from);
-        let out = ctx.sandbox.run(&ctx.sandbox_policy(), &argv)?;
+        let policy = ctx.sandbox_policy_for(meta.principal.as_deref());
+        std::fs::create_dir_all(&policy.workspace)
+            .map_err(|e| ToolError::failed("shell", format!("the workspace: {e}")))?;
+        let out = ctx.sandbox.run(&policy, &argv)?;
         let mut content = format!("exit code: {}", out.exit_code);
         if out.timed_out {
             content.push_str(&format!(

@@ -449,3 +449,78 @@ fn no_audit_entry_no_action() {
     .unwrap();
     assert!(tb.ctx.workspace.join("made-now").exists());
 }
+
+#[test]
+fn a_member_reads_neither_the_owners_notes_nor_files() {
+    use hermit::tools::CallMeta;
+    let dir = tempfile::tempdir().unwrap();
+    let tb = toolbox(dir.path(), &[("HERMIT_POLICY__MEMBER__WRITE", "allow")]);
+    std::fs::write(tb.ctx.workspace.join("diary.txt"), "owner secret").unwrap();
+    let owner = CallMeta::default();
+    tb.run_checked_in(
+        &call(
+            "notes",
+            serde_json::json!({"action": "create", "title": "bank", "text": "pin 4821"}),
+        ),
+        &owner,
+    )
+    .unwrap();
+    let alice = CallMeta {
+        principal: Some("@alice:hermit.local".into()),
+        ..Default::default()
+    };
+    let run = |name: &str, args: serde_json::Value, who: &CallMeta| match tb
+        .run_checked_in(&call(name, args), who)
+    {
+        Ok(out) => out.content,
+        Err(e) => e.to_string(),
+    };
+    let notes = run(
+        "notes",
+        serde_json::json!({"action": "search", "text": "4821"}),
+        &alice,
+    );
+    assert!(notes.starts_with("no note mentions"), "{notes}");
+    let notes = run("notes", serde_json::json!({"action": "list"}), &alice);
+    assert!(!notes.contains("bank"), "{notes}");
+    let read = run(
+        "read_file",
+        serde_json::json!({"path": "diary.txt"}),
+        &alice,
+    );
+    assert!(!read.contains("owner secret"), "{read}");
+    let list = run("list_files", serde_json::json!({"path": "."}), &alice);
+    assert!(!list.contains("diary"), "{list}");
+    let shell = run(
+        "shell",
+        serde_json::json!({"command": format!("cat diary.txt {}/diary.txt; ls", tb.ctx.workspace.display())}),
+        &alice,
+    );
+    assert!(!shell.contains("owner secret"), "{shell}");
+    // Their own note of the same title, and their own files, are theirs.
+    let made = run(
+        "notes",
+        serde_json::json!({"action": "create", "title": "bank", "text": "alice's"}),
+        &alice,
+    );
+    assert!(made.contains("created"), "{made}");
+    let wrote = run(
+        "write_file",
+        serde_json::json!({"path": "mine.txt", "content": "alice's file"}),
+        &alice,
+    );
+    assert!(wrote.contains("wrote"), "{wrote}");
+    assert!(!tb.ctx.workspace.join("mine.txt").exists());
+    let mine = run("read_file", serde_json::json!({"path": "mine.txt"}), &alice);
+    assert_eq!(mine, "alice's file");
+    // The owner's note is unchanged and still the owner's.
+    let notes = run(
+        "notes",
+        serde_json::json!({"action": "search", "text": "pin"}),
+        &owner,
+    );
+    assert!(
+        notes.contains("4821") && !notes.contains("alice"),
+        "{notes}"
+    );
+}

@@ -33,6 +33,16 @@ impl Bot {
         let Some(voice) = self.voice.get() else {
             return Err("I cannot listen to voice messages here: voice is off or its model is missing (`hermit doctor` says which). Please write to me.".into());
         };
+        // Too large or too long by its own account: refused before a byte
+        // is downloaded.
+        let info = content.info.as_deref();
+        if let Err(e) = voice.check_declared(
+            info.and_then(|i| i.size).map(u64::from),
+            info.and_then(|i| i.duration).map(|d| d.as_secs_f64()),
+        ) {
+            tracing::info!(event = %event_id, error = %e, "a voice message over the limits was not downloaded");
+            return Err(format!("I could not listen to that voice message: {e}."));
+        }
         let _ = room.typing_notice(true).await;
         let request = MediaRequestParameters {
             source: content.source.clone(),

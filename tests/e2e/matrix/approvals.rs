@@ -208,13 +208,21 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
     )
     .await;
     let request = approval_request(&owner, &bot, "@alice:hermit.local").await;
-    assert!(!data.join("workspace/alice.txt").exists());
+    // A member's files are in a workspace of their own.
+    let in_alices = || {
+        std::fs::read_dir(data.join("members"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.path().join("workspace/alice.txt").exists())
+    };
+    assert!(!in_alices());
     react(&room, &request.id, "✅").await;
     let reply = wait_answered(&daemon, &asked).await;
+    assert!(in_alices(), "not written; reply {reply}\n{}", daemon.log());
     assert!(
-        data.join("workspace/alice.txt").exists(),
-        "not written; reply {reply}\n{}",
-        daemon.log()
+        !data.join("workspace/alice.txt").exists(),
+        "a member wrote into the owner's workspace"
     );
 
     // All of it is in the audit log, whose chain is whole.
