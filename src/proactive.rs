@@ -39,6 +39,9 @@ const POLL_MS: i64 = 5_000;
 /// Reminders sent at once when several are due together (each send is an
 /// encryption and a round trip).
 const SENDS_AT_ONCE: usize = 8;
+/// Scheduled tasks that run at once (each is a model turn, and may start
+/// tool processes); the others wait their turn.
+pub const TASKS_AT_ONCE: usize = 2;
 
 /// The pause before what could not be sent is tried again.
 const RETRY: Duration = Duration::from_secs(10);
@@ -147,6 +150,8 @@ pub struct Scheduler<O> {
     outbox: Arc<O>,
     /// Briefings being written: (reminder, due_at).
     jobs: Mutex<HashSet<(i64, i64)>>,
+    /// Bounds the tasks running at once ([`TASKS_AT_ONCE`]).
+    task_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl<O: Outbox> Scheduler<O> {
@@ -164,6 +169,7 @@ impl<O: Outbox> Scheduler<O> {
             reminders,
             outbox,
             jobs: Mutex::new(HashSet::new()),
+            task_slots: Arc::new(tokio::sync::Semaphore::new(TASKS_AT_ONCE)),
         })
     }
 
@@ -429,6 +435,10 @@ impl<O: Outbox> Scheduler<O> {
     /// set after untrusted text runs tainted: every effect beyond reading
     /// asks, whatever was granted. Its result is sent once.
     pub async fn task(self: Arc<Self>, d: Due) {
+        // At most TASKS_AT_ONCE run; the rest wait (in order) for a slot.
+        let Ok(_slot) = self.task_slots.clone().acquire_owned().await else {
+            return;
+        };
         let Some(place) = self.outbox.place(&d.principal, d.room.as_deref()).await else {
             tracing::warn!(task = d.reminder, principal = %d.principal, "task: no room to run it in; skipped");
             return;
