@@ -333,7 +333,13 @@ impl Agent {
         let mut tool_calls = 0usize;
         loop {
             let mut generation = self.engine.generate_with_cancel(
-                conv.request(GenerateOptions::default(), offer),
+                conv.request(
+                    GenerateOptions {
+                        who: Some(crate::memory::principal_key(&principal)),
+                        ..Default::default()
+                    },
+                    offer,
+                ),
                 cancel.clone(),
             );
             let mut text = String::new();

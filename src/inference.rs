@@ -12,6 +12,7 @@
 //! messages into tokens and tokens into text.
 
 mod engine;
+mod queue;
 pub mod scripted;
 pub mod template;
 
@@ -220,6 +221,9 @@ pub struct GenerateOptions {
     pub max_tokens: Option<u32>,
     /// Keep generating past end-of-generation tokens (benchmarks only).
     pub ignore_eog: bool,
+    /// Whose turn this is (the owner, or a member's id): the queue is fair
+    /// between people ([`queue`]). `None`: Hermit's own work, as the owner's.
+    pub who: Option<String>,
 }
 
 /// A request to continue a conversation.

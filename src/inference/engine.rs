@@ -128,7 +128,8 @@ pub(super) fn run(
     if ready.send(Ok(info)).is_err() {
         return;
     }
-    while let Ok(job) = jobs.recv() {
+    let mut jobs = super::queue::FairQueue::new(jobs);
+    while let Some(job) = jobs.next() {
         match job {
             Job::Generate {
                 request,

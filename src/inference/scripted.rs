@@ -47,7 +47,8 @@ impl Engine {
         let thread = std::thread::Builder::new()
             .name("hermit-scripted-model".into())
             .spawn(move || {
-                while let Ok(job) = rx.recv() {
+                let mut rx = super::queue::FairQueue::new(rx);
+                while let Some(job) = rx.next() {
                     match job {
                         Job::Generate {
                             request,

@@ -385,3 +385,62 @@ fn a_voice_transcript_is_labelled_and_its_effects_ask() {
     );
     assert!(ws2.join("heard.txt").exists());
 }
+
+#[test]
+fn the_model_queue_serves_the_owner_first_and_members_in_turn() {
+    use hermit::inference::{GenerateOptions, GenerationEvent};
+    // Each generation takes a moment; the first one holds the model while
+    // the others queue: four from one busy member, one from another member,
+    // then one from the owner.
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = order.clone();
+    let engine = Engine::scripted(move |req: &GenerateRequest| {
+        seen.lock()
+            .unwrap()
+            .push(req.options.who.clone().unwrap_or_default());
+        ScriptedReply::Paced {
+            text: "one two".into(),
+            every: Duration::from_millis(40),
+        }
+    });
+    let ask = |who: &str, conversation: u64| {
+        engine.generate(GenerateRequest {
+            conversation,
+            messages: vec![hermit::inference::ChatMessage::new(Role::User, "hi")],
+            tools: None,
+            grammar: None,
+            options: GenerateOptions {
+                who: Some(who.into()),
+                ..Default::default()
+            },
+        })
+    };
+    let mut all = vec![ask("@busy:box", 1)];
+    // Wait until the first one holds the model.
+    let t0 = std::time::Instant::now();
+    while order.lock().unwrap().is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for i in 0..4 {
+        all.push(ask("@busy:box", 10 + i));
+    }
+    all.push(ask("@quiet:box", 20));
+    all.push(ask(hermit::vocab::OWNER, 30));
+    rt().block_on(async {
+        for mut g in all {
+            while let Some(e) = g.events.recv().await {
+                if matches!(e, GenerationEvent::Done(_) | GenerationEvent::Failed(_)) {
+                    break;
+                }
+            }
+        }
+    });
+    let order = order.lock().unwrap().clone();
+    assert_eq!(order.len(), 7, "{order:?}");
+    // The owner right after the one running; the quiet member before the
+    // busy member's backlog.
+    assert_eq!(order[1], hermit::vocab::OWNER, "{order:?}");
+    assert_eq!(order[2], "@quiet:box", "{order:?}");
+    assert!(order[3..].iter().all(|w| w == "@busy:box"), "{order:?}");
+}

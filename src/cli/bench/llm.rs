@@ -99,6 +99,7 @@ async fn measure(
     let options = GenerateOptions {
         max_tokens: Some(8),
         ignore_eog: true,
+        ..Default::default()
     };
     let (reply, first) = conversation
         .begin_turn_with(
