@@ -465,23 +465,34 @@ fn give_to(workspace: &Path, user: ToolUser) -> std::io::Result<()> {
 }
 
 /// The cgroup of one run, bounding the whole tree: its processes (as root,
-/// RLIMIT_NPROC does not apply, so this is what contains a fork bomb) and
-/// its memory (RLIMIT_AS bounds each process; many processes together are
-/// bounded here).
+/// RLIMIT_NPROC does not apply, so this is what contains a fork bomb), its
+/// memory (RLIMIT_AS bounds each process; many processes together are
+/// bounded here) and its CPU (`limits.cpus` cores at most, so a tool
+/// leaves the model its share).
 ///
 /// - cgroup v2 (one hierarchy, as systemd sets up): a child of this
-///   process's own cgroup with `pids.max`, `memory.max` and
-///   `memory.swap.max`. The controllers must be enabled for children (a
+///   process's own cgroup with `pids.max`, `memory.max`,
+///   `memory.swap.max` and `cpu.max`. The controllers must be enabled for children (a
 ///   systemd unit with `Delegate=yes`); where they are not, v2 gives no
 ///   cgroup and a root Hermit's tools refuse to run (see [`probe`]).
 /// - cgroup v1: a child in the `pids` hierarchy (required as root), and one
-///   in the `memory` hierarchy where it can be made (`memory.limit_in_bytes`;
-///   without it each process is still bounded by RLIMIT_AS).
+///   in the `memory` and `cpu` hierarchies where they can be made
+///   (`memory.limit_in_bytes`, `cpu.cfs_quota_us`; without them each
+///   process is still bounded by RLIMIT_AS and RLIMIT_CPU).
 struct ProcessCgroup {
     /// The `pids` (v1) or unified (v2) group: joined, and killed through.
     dir: PathBuf,
     /// The v1 `memory` group, when there is one.
     memory: Option<PathBuf>,
+    /// The v1 `cpu` group, when there is one.
+    cpu: Option<PathBuf>,
+}
+
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// The tree's CPU time per period (`limits.cpus` cores), if bounded.
+fn cpu_quota(limits: &Limits) -> Option<u64> {
+    (limits.cpus > 0.0).then(|| ((limits.cpus * CPU_PERIOD_US as f64) as u64).max(1_000))
 }
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -533,7 +544,14 @@ impl ProcessCgroup {
                 ],
             )?;
             let _ = std::fs::write(dir.join("memory.swap.max"), "0");
-            return Some(Self { dir, memory: None });
+            if let Some(quota) = cpu_quota(limits) {
+                let _ = std::fs::write(dir.join("cpu.max"), format!("{quota} {CPU_PERIOD_US}"));
+            }
+            return Some(Self {
+                dir,
+                memory: None,
+                cpu: None,
+            });
         }
         let pids = Path::new(CGROUP_ROOT)
             .join("pids")
@@ -549,13 +567,26 @@ impl ProcessCgroup {
             let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), &memory);
             Some(dir)
         });
-        Some(Self { dir, memory })
+        let cpu = cpu_quota(limits).and_then(|quota| {
+            make_group(
+                Path::new(CGROUP_ROOT)
+                    .join("cpu")
+                    .join(own_group(Some("cpu"))?),
+                &name,
+                &[
+                    ("cpu.cfs_period_us", CPU_PERIOD_US.to_string()),
+                    ("cpu.cfs_quota_us", quota.to_string()),
+                ],
+            )
+        });
+        Some(Self { dir, memory, cpu })
     }
 
     /// The groups the launcher joins.
     fn dirs(&self) -> Vec<PathBuf> {
         std::iter::once(self.dir.clone())
             .chain(self.memory.clone())
+            .chain(self.cpu.clone())
             .collect()
     }
 

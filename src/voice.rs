@@ -183,6 +183,9 @@ impl Voice {
                 output_bytes: 0,
                 // whisper.cpp keeps nothing in TMPDIR.
                 scratch_mib: 16,
+                // The worker has no cgroup (it is long-lived): its threads
+                // are what bounds its CPU.
+                cpus: 0.0,
             },
             allow_weaker: s.allow_weaker,
             env: Vec::new(),

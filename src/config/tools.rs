@@ -24,6 +24,9 @@ pub struct Limits {
     /// Bytes kept of stdout and of stderr each; past it the output is cut
     /// with a marker and the tree is stopped.
     pub output_bytes: usize,
+    /// CPU cores the whole tree may use at once (its cgroup, where there is
+    /// one); 0: unbounded.
+    pub cpus: f64,
     /// Size of the run's private scratch (`TMPDIR` and `/tmp`, a fresh
     /// tmpfs per run), in MiB.
     pub scratch_mib: u64,
@@ -40,6 +43,7 @@ impl Default for Limits {
             timeout_seconds: 60,
             output_bytes: 64 * 1024,
             scratch_mib: 64,
+            cpus: 1.0,
         }
     }
 }

@@ -470,3 +470,103 @@ fn gone_now(arg: &str) -> bool {
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
         .any(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
 }
+
+#[test]
+fn the_tree_uses_at_most_its_cpus() {
+    // Only as root (the cgroup is the daemon's to make), where the machine
+    // has a cpu controller.
+    if !hermit::sandbox::probe().root {
+        return;
+    }
+    let busy = "for i in 1 2; do timeout 2 sh -c 'while :; do :; done' & done; wait; times";
+    // `times`: the shell's, then its children's user and system time.
+    let cpu_seconds = |out: &SandboxOutput| -> f64 {
+        out.stdout
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|t| {
+                let (m, s) = t.trim_end_matches('s').split_once('m')?;
+                Some(m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
+            })
+            .sum()
+    };
+    let mut c = case(As::Root);
+    c.policy.limits.cpus = 1.0;
+    let sandbox = c.sandbox.clone();
+    let policy = c.policy.clone();
+    let script = busy.to_string();
+    let run = std::thread::spawn(move || {
+        sandbox
+            .run(&policy, &["/bin/bash".into(), "-c".into(), script])
+            .unwrap()
+    });
+    // While it runs, its cgroup holds the tree, with a one-core quota.
+    let prefix = format!("hermit-{}-", std::process::id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut quota = None;
+    while quota.is_none() && std::time::Instant::now() < deadline {
+        for root in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup"] {
+            let groups = walkdir_groups(std::path::Path::new(root), &prefix);
+            for g in groups {
+                let procs = std::fs::read_to_string(g.join("cgroup.procs")).unwrap_or_default();
+                if procs.trim().is_empty() {
+                    continue;
+                }
+                if let Ok(q) = std::fs::read_to_string(g.join("cpu.cfs_quota_us"))
+                    .or_else(|_| std::fs::read_to_string(g.join("cpu.max")))
+                {
+                    quota = Some(q);
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let bounded = run.join().unwrap();
+    let Some(quota) = quota else {
+        // No cpu controller here (then `hermit doctor` says CPU is bounded
+        // per process only).
+        eprintln!("no cpu cgroup on this machine: {bounded:?}");
+        return;
+    };
+    assert!(
+        quota.trim() == "100000" || quota.trim() == "100000 100000",
+        "quota {quota:?}"
+    );
+    assert!(
+        cpu_seconds(&bounded) > 0.5,
+        "the loops did not run: {bounded:?}"
+    );
+    // The effect, where this machine can show it: unbounded, the same
+    // loops use more than 3 s of CPU in 2 s (two idle cores); bounded, at
+    // most about 2.
+    c.policy.limits.cpus = 0.0;
+    let free = c.sh(busy);
+    if cpu_seconds(&free) > 3.0 {
+        assert!(
+            cpu_seconds(&bounded) < 2.6,
+            "bounded {bounded:?}, unbounded {free:?}"
+        );
+    }
+}
+
+/// The groups under `root` (two levels deep) whose name starts with `prefix`.
+fn walkdir_groups(root: &std::path::Path, prefix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![(root.to_path_buf(), 0)];
+    while let Some((d, depth)) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if !p.is_dir() {
+                continue;
+            }
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                out.push(p);
+            } else if depth < 3 {
+                dirs.push((p, depth + 1));
+            }
+        }
+    }
+    out
+}
