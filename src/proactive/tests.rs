@@ -281,3 +281,35 @@ fn a_place_names_its_conversations_as_the_channel_does() {
         Some("!room:box")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_run_at_most_two_at_once_and_all_of_them_run() {
+    // Each task's turn takes a while (ten words, 30 ms apart).
+    let s = setup(
+        "one two three four five six seven eight nine ten",
+        Duration::from_millis(30),
+    );
+    let mut runs = Vec::new();
+    for i in 1..=5 {
+        let mut d = due(Action::Task, &format!("task {i}"));
+        d.reminder = i;
+        runs.push(tokio::spawn(s.scheduler.clone().task(d)));
+    }
+    // Turns waiting for the model: at most one beside the one it runs.
+    let mut most_waiting = 0;
+    while runs.iter().any(|r| !r.is_finished()) {
+        most_waiting = most_waiting.max(s.engine.queue_len());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        most_waiting < TASKS_AT_ONCE,
+        "{most_waiting} turns waited for the model at once"
+    );
+    let results = s
+        .outbox
+        .texts()
+        .iter()
+        .filter(|t| t.contains("Scheduled task"))
+        .count();
+    assert_eq!(results, 5, "{:?}", s.outbox.texts());
+}
