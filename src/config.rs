@@ -234,9 +234,10 @@ pub struct PathsConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxConfig {
-    /// Run tools even where the kernel lacks a sandbox mechanism (Landlock,
-    /// seccomp, namespaces, a process limit). Off: such tools refuse to run.
-    pub allow_weaker: bool,
+    /// Run tools even where the kernel lacks a sandbox mechanism: `true`
+    /// (any), or the list of those the owner gives up (`["landlock"]`).
+    /// Off: such tools refuse to run.
+    pub allow_weaker: tools::Weaker,
     /// Give tool processes the network. Off by default.
     pub network: bool,
     pub limits: tools::Limits,
@@ -776,5 +777,27 @@ mod tests {
         }
         assert!(load("/srv/hermit/workspace").is_ok());
         assert!(load("/srv/hermit/data/workspace").is_ok());
+    }
+
+    #[test]
+    fn allow_weaker_names_each_mechanism_given_up() {
+        let load = |v: &str| {
+            Config::load(
+                None,
+                vec![("HERMIT_SANDBOX__ALLOW_WEAKER".to_string(), v.to_string())],
+            )
+        };
+        let w = load(r#"["landlock"]"#).unwrap().sandbox.allow_weaker;
+        assert!(w.landlock && !w.seccomp && !w.namespaces && !w.process_limit);
+        assert_eq!(
+            load("true").unwrap().sandbox.allow_weaker,
+            tools::Weaker::ALL
+        );
+        assert_eq!(
+            load("false").unwrap().sandbox.allow_weaker,
+            tools::Weaker::default()
+        );
+        let err = load(r#"["landlok"]"#).unwrap_err().to_string();
+        assert!(err.contains("allow_weaker"), "{err}");
     }
 }

@@ -45,9 +45,7 @@ pub const SETUP_ERROR_PREFIX: &str = "hermit-sandbox: ";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error(
-        "the sandbox cannot run here: {0}. Set sandbox.allow_weaker = true in hermit.toml to run tools with weaker isolation (see `hermit doctor`)"
-    )]
+    #[error("the sandbox cannot run here: {0}. `hermit doctor` says what this machine lacks")]
     Unavailable(String),
     #[error("the sandbox could not be set up: {0}")]
     Setup(String),
@@ -60,7 +58,7 @@ pub enum SandboxError {
     Io(#[from] std::io::Error),
 }
 
-pub use crate::config::tools::{Limits, ToolUser};
+pub use crate::config::tools::{Limits, Mechanism, ToolUser, Weaker};
 
 /// The environment variable that carries the launcher's request (policy
 /// and command) from the daemon: not its command line, which every local
@@ -86,8 +84,10 @@ pub struct SandboxPolicy {
     /// Network access (no network namespace, sockets allowed).
     pub network: bool,
     pub limits: Limits,
-    /// Run even where a mechanism is missing (the owner's explicit choice).
-    pub allow_weaker: bool,
+    /// The mechanisms it may run without where the kernel lacks them (the
+    /// owner's explicit choice, one by one).
+    #[serde(default)]
+    pub allow_weaker: Weaker,
     /// Extra environment variables (the environment is otherwise empty but
     /// for PATH, HOME, TMPDIR, LANG).
     pub env: Vec<(String, String)>,
@@ -230,11 +230,8 @@ impl Sandbox {
         if argv.is_empty() {
             return Err(SandboxError::Setup("no command".into()));
         }
-        if let Some(missing) = probe().missing() {
-            if !policy.allow_weaker {
-                return Err(SandboxError::Unavailable(missing));
-            }
-            tracing::warn!(%missing, command = %argv[0], "starting with weaker isolation (sandbox.allow_weaker)");
+        for missing in accept_missing(&probe().missing_all(), policy.allow_weaker)? {
+            tracing::warn!(%missing, command = %argv[0], "starting without this mechanism (sandbox.allow_weaker)");
         }
         // SAFETY: a getter.
         let root = unsafe { libc::geteuid() } == 0;
@@ -432,6 +429,26 @@ fn kill_tree(pid: i32, cgroup: Option<&ProcessCgroup>) {
     if let Some(cg) = cgroup {
         cg.kill_all();
     }
+}
+
+/// What of `missing` the owner gave up (`Ok`: each, to warn about), or the
+/// first mechanism they did not: each must be given up by name (or all
+/// with `true`), so that accepting one never gives up the others.
+fn accept_missing(
+    missing: &[(Mechanism, String)],
+    allow: Weaker,
+) -> Result<Vec<String>, SandboxError> {
+    let mut accepted = Vec::new();
+    for (mechanism, why) in missing {
+        if !allow.allows(*mechanism) {
+            return Err(SandboxError::Unavailable(format!(
+                "{why} (to run without it: sandbox.allow_weaker = [\"{}\"])",
+                mechanism.name()
+            )));
+        }
+        accepted.push(why.clone());
+    }
+    Ok(accepted)
 }
 
 /// Makes the workspace the tool user's (a root Hermit's tools run as that
@@ -661,22 +678,35 @@ pub struct Support {
 impl Support {
     /// The first mechanism the sandbox needs that is missing, in words.
     pub fn missing(&self) -> Option<String> {
+        self.missing_all().into_iter().next().map(|(_, why)| why)
+    }
+
+    /// Every mechanism the sandbox needs that is missing, with why.
+    pub fn missing_all(&self) -> Vec<(Mechanism, String)> {
+        let mut out = Vec::new();
         if self.landlock_abi < 1 {
-            return Some("the kernel has no Landlock (file-system isolation)".into());
+            out.push((
+                Mechanism::Landlock,
+                "the kernel has no Landlock (file-system isolation)".into(),
+            ));
         }
         if !self.seccomp {
-            return Some("the kernel has no seccomp filters".into());
+            out.push((
+                Mechanism::Seccomp,
+                "the kernel has no seccomp filters".into(),
+            ));
         }
         if !self.namespaces {
-            return Some("new user, PID, mount or network namespaces cannot be created (unprivileged user namespaces may be disabled: sysctl kernel.unprivileged_userns_clone or user.max_user_namespaces)".into());
+            out.push((Mechanism::Namespaces, "new user, PID, mount or network namespaces cannot be created (unprivileged user namespaces may be disabled: sysctl kernel.unprivileged_userns_clone or user.max_user_namespaces)".into()));
         }
         if !self.process_limit {
-            return Some(
+            out.push((
+                Mechanism::ProcessLimit,
                 "processes cannot be bounded (running as root without a cgroup pids controller)"
                     .into(),
-            );
+            ));
         }
-        None
+        out
     }
 }
 
@@ -707,5 +737,32 @@ fn probe_now() -> Support {
         namespaces,
         process_limit: cgroup_ok || !root,
         root,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn giving_up_one_mechanism_gives_up_no_other() {
+        let missing = vec![
+            (Mechanism::Landlock, "no Landlock".to_string()),
+            (Mechanism::Seccomp, "no seccomp".to_string()),
+        ];
+        let only_landlock = Weaker {
+            landlock: true,
+            ..Weaker::default()
+        };
+        let err = accept_missing(&missing, only_landlock)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no seccomp") && err.contains("[\"seccomp\"]"),
+            "{err}"
+        );
+        assert!(accept_missing(&missing[..1], only_landlock).is_ok());
+        assert_eq!(accept_missing(&missing, Weaker::ALL).unwrap().len(), 2);
+        assert!(accept_missing(&[], Weaker::default()).unwrap().is_empty());
     }
 }

@@ -83,7 +83,7 @@ pub struct ToolContext {
     pub data_dir: PathBuf,
     pub sandbox: Sandbox,
     pub limits: Limits,
-    pub allow_weaker: bool,
+    pub allow_weaker: crate::sandbox::Weaker,
     /// Whether tool processes (the shell) are granted the network.
     pub network: bool,
     /// Who tool processes run as when Hermit is root.

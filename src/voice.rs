@@ -76,7 +76,7 @@ pub struct VoiceSettings {
     pub launcher: PathBuf,
     /// `sandbox.allow_weaker`: start the worker where a sandbox mechanism
     /// is missing (otherwise voice refuses, like the tools).
-    pub allow_weaker: bool,
+    pub allow_weaker: crate::sandbox::Weaker,
     /// Who the worker runs as when Hermit is root (`sandbox.tool_uid`).
     pub tool_user: crate::sandbox::ToolUser,
 }
@@ -472,7 +472,7 @@ mod tests {
             timeout: Duration::from_secs(60),
             dir: "/nonexistent".into(),
             launcher: "hermit".into(),
-            allow_weaker: false,
+            allow_weaker: Default::default(),
             tool_user: Default::default(),
         });
         assert!(voice.check_declared(Some(1 << 20), Some(30.0)).is_ok());

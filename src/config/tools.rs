@@ -48,6 +48,117 @@ impl Default for Limits {
     }
 }
 
+/// A mechanism of the sandbox the kernel may lack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    Landlock,
+    Seccomp,
+    Namespaces,
+    ProcessLimit,
+}
+
+impl Mechanism {
+    pub const ALL: [Mechanism; 4] = [
+        Mechanism::Landlock,
+        Mechanism::Seccomp,
+        Mechanism::Namespaces,
+        Mechanism::ProcessLimit,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Landlock => "landlock",
+            Mechanism::Seccomp => "seccomp",
+            Mechanism::Namespaces => "namespaces",
+            Mechanism::ProcessLimit => "process_limit",
+        }
+    }
+}
+
+/// `sandbox.allow_weaker`: the mechanisms tools may run without where the
+/// kernel lacks them. `false` (the default): none; `true`: any; or a list
+/// naming each one the owner gives up (`["landlock"]`), so that accepting
+/// one weaker mechanism never gives up the others.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Weaker {
+    pub landlock: bool,
+    pub seccomp: bool,
+    pub namespaces: bool,
+    pub process_limit: bool,
+}
+
+impl Weaker {
+    pub const ALL: Weaker = Weaker {
+        landlock: true,
+        seccomp: true,
+        namespaces: true,
+        process_limit: true,
+    };
+
+    /// Whether tools may run without `m`.
+    pub fn allows(&self, m: Mechanism) -> bool {
+        match m {
+            Mechanism::Landlock => self.landlock,
+            Mechanism::Seccomp => self.seccomp,
+            Mechanism::Namespaces => self.namespaces,
+            Mechanism::ProcessLimit => self.process_limit,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Weaker {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            All(bool),
+            Names(Vec<String>),
+            Sets {
+                #[serde(default)]
+                landlock: bool,
+                #[serde(default)]
+                seccomp: bool,
+                #[serde(default)]
+                namespaces: bool,
+                #[serde(default)]
+                process_limit: bool,
+            },
+        }
+        Ok(match Form::deserialize(d)? {
+            Form::All(true) => Weaker::ALL,
+            Form::All(false) => Weaker::default(),
+            Form::Names(names) => {
+                let mut w = Weaker::default();
+                for n in names {
+                    match Mechanism::ALL.iter().find(|m| m.name() == n) {
+                        Some(Mechanism::Landlock) => w.landlock = true,
+                        Some(Mechanism::Seccomp) => w.seccomp = true,
+                        Some(Mechanism::Namespaces) => w.namespaces = true,
+                        Some(Mechanism::ProcessLimit) => w.process_limit = true,
+                        None => {
+                            return Err(serde::de::Error::custom(format!(
+                                "unknown sandbox mechanism {n:?}; use landlock, seccomp, namespaces or process_limit"
+                            )));
+                        }
+                    }
+                }
+                w
+            }
+            Form::Sets {
+                landlock,
+                seccomp,
+                namespaces,
+                process_limit,
+            } => Weaker {
+                landlock,
+                seccomp,
+                namespaces,
+                process_limit,
+            },
+        })
+    }
+}
+
 /// The unprivileged user a tool process runs as when Hermit runs as root
 /// (`sandbox.tool_uid`, `sandbox.tool_gid`; default 65534, nobody). A
 /// non-root Hermit's tools run as its own uid. Either way the tool is in a

@@ -61,7 +61,7 @@ pub fn main() -> ! {
     // SAFETY: plain syscalls in a single-threaded process.
     let root = unsafe { libc::geteuid() } == 0;
     if let Err(e) = enter_namespaces(root, policy.network)
-        && !policy.allow_weaker
+        && !policy.allow_weaker.namespaces
     {
         fail(e);
     }
@@ -160,14 +160,15 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64, name: &str) {
 }
 
 fn contain_and_exec(policy: &SandboxPolicy, argv: &[String], root: bool) -> ! {
-    let strict = !policy.allow_weaker;
-    let soft = |r: Result<(), String>| {
+    // A failure is fatal unless the owner gave up that mechanism by name.
+    let soft_for = |mechanism: super::Mechanism, r: Result<(), String>| {
         if let Err(e) = r
-            && strict
+            && !policy.allow_weaker.allows(mechanism)
         {
             fail(e);
         }
     };
+    let soft = |r: Result<(), String>| soft_for(super::Mechanism::Namespaces, r);
     // SAFETY: plain syscalls in the single-threaded child.
     unsafe {
         // A session of its own: no controlling terminal to inject into.
@@ -209,7 +210,9 @@ fn contain_and_exec(policy: &SandboxPolicy, argv: &[String], root: bool) -> ! {
             libc::_exit(SETUP_FAILED);
         }
     }
-    soft(drop_capabilities());
+    if let Err(e) = drop_capabilities() {
+        fail(e);
+    }
 
     let l = &policy.limits;
     set_limit(libc::RLIMIT_CPU, l.cpu_seconds, "RLIMIT_CPU");
@@ -231,8 +234,14 @@ fn contain_and_exec(policy: &SandboxPolicy, argv: &[String], root: bool) -> ! {
     if unsafe { libc::chdir(workspace.as_ptr()) } != 0 {
         fail(last_os_error("chdir to the workspace"));
     }
-    soft(super::landlock::restrict(policy));
-    soft(super::seccomp::apply(policy.network));
+    soft_for(
+        super::Mechanism::Landlock,
+        super::landlock::restrict(policy),
+    );
+    soft_for(
+        super::Mechanism::Seccomp,
+        super::seccomp::apply(policy.network),
+    );
     let mut cmd = std::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .env_clear()
@@ -333,6 +342,12 @@ pub fn drop_capabilities() -> Result<(), String> {
             if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 {
                 let e = std::io::Error::last_os_error();
                 if e.raw_os_error() == Some(libc::EINVAL) {
+                    break;
+                }
+                // Without a user namespace (given up by the owner), an
+                // ordinary user may not change the bounding set; holding no
+                // capability, with no_new_privs, it cannot gain one either.
+                if e.raw_os_error() == Some(libc::EPERM) && libc::geteuid() != 0 {
                     break;
                 }
                 return Err(format!(

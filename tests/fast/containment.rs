@@ -75,7 +75,7 @@ fn case(who: As) -> Case {
             timeout_seconds: 20,
             ..Limits::default()
         },
-        allow_weaker: false,
+        allow_weaker: Default::default(),
         env: Vec::new(),
         cgroups: Vec::new(),
         user: Default::default(),

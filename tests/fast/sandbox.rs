@@ -27,7 +27,7 @@ fn setup(edit: impl FnOnce(&mut SandboxPolicy)) -> Setup {
             timeout_seconds: 20,
             ..Limits::default()
         },
-        allow_weaker: false,
+        allow_weaker: Default::default(),
         env: Vec::new(),
         cgroups: Vec::new(),
         user: Default::default(),

@@ -4,10 +4,18 @@
 
 use super::{Check, Loaded, Setup, check};
 
-/// A mechanism of the sandbox: missing is critical, unless the
-/// configuration allows a weaker sandbox.
-fn mechanism(name: &'static str, loaded: &Loaded, present: bool, detail: String) -> Option<Check> {
-    let allow_weaker = loaded.as_ref().is_ok_and(|c| c.sandbox.allow_weaker);
+/// A mechanism of the sandbox: missing is critical, unless the owner gave
+/// up that mechanism by name (`sandbox.allow_weaker`).
+fn mechanism(
+    name: &'static str,
+    which: hermit::sandbox::Mechanism,
+    loaded: &Loaded,
+    present: bool,
+    detail: String,
+) -> Option<Check> {
+    let allow_weaker = loaded
+        .as_ref()
+        .is_ok_and(|c| c.sandbox.allow_weaker.allows(which));
     Some(Check {
         check: name,
         verdict: match (present, allow_weaker) {
@@ -18,7 +26,10 @@ fn mechanism(name: &'static str, loaded: &Loaded, present: bool, detail: String)
         detail: if present {
             detail
         } else {
-            format!("missing: tools refuse to run unless sandbox.allow_weaker = true {detail}")
+            format!(
+                "missing: tools refuse to run unless sandbox.allow_weaker = [\"{}\"] {detail}",
+                which.name()
+            )
         },
     })
 }
@@ -67,18 +78,31 @@ pub fn landlock(loaded: &Loaded) -> Option<Check> {
             detail,
         });
     }
-    mechanism("sandbox: landlock", loaded, abi >= 1, detail)
+    mechanism(
+        "sandbox: landlock",
+        hermit::sandbox::Mechanism::Landlock,
+        loaded,
+        abi >= 1,
+        detail,
+    )
 }
 
 pub fn seccomp(loaded: &Loaded) -> Option<Check> {
     let present = hermit::sandbox::probe().seccomp;
-    mechanism("sandbox: seccomp", loaded, present, String::new())
+    mechanism(
+        "sandbox: seccomp",
+        hermit::sandbox::Mechanism::Seccomp,
+        loaded,
+        present,
+        String::new(),
+    )
 }
 
 pub fn namespaces(loaded: &Loaded) -> Option<Check> {
     let present = hermit::sandbox::probe().namespaces;
     mechanism(
         "sandbox: namespaces",
+        hermit::sandbox::Mechanism::Namespaces,
         loaded,
         present,
         "user, PID, IPC, UTS, mount and network".into(),
@@ -94,6 +118,7 @@ pub fn process_limit(loaded: &Loaded) -> Option<Check> {
     };
     mechanism(
         "sandbox: process limit",
+        hermit::sandbox::Mechanism::ProcessLimit,
         loaded,
         support.process_limit,
         how.into(),
