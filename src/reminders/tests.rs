@@ -308,86 +308,21 @@ fn tasks_keep_their_grants_and_a_watch_is_never_due() {
 #[test]
 fn each_person_has_caps_and_tasks_a_minimum_period() {
     let (_d, r) = reminders();
+    let task = |who: &str, text: &str, rule: &str| {
+        r.add_task(who, None, text, None, Some(rule), "UTC", "", None)
+            .map_err(|e| e.to_string())
+    };
     // Every minute: a model turn each time, refused.
-    let err = r
-        .add_task(
-            "owner",
-            None,
-            "check",
-            None,
-            Some("* * * * *"),
-            "UTC",
-            "",
-            None,
-        )
-        .unwrap_err()
-        .to_string();
+    let err = task("owner", "check", "* * * * *").unwrap_err();
     assert!(err.contains("at most every 15 minutes"), "{err}");
-    assert!(
-        r.add_task(
-            "owner",
-            None,
-            "check",
-            None,
-            Some("*/15 * * * *"),
-            "UTC",
-            "",
-            None
-        )
-        .is_ok()
-    );
+    assert!(task("owner", "check", "*/15 * * * *").is_ok());
     // Tasks: up to the cap per person; another person is not affected.
-    for i in 1..MAX_TASKS_PER_PERSON {
-        r.add_task(
-            "@m:box",
-            None,
-            &format!("task {i}"),
-            None,
-            Some("0 9 * * *"),
-            "UTC",
-            "",
-            None,
-        )
-        .unwrap();
+    for i in 0..MAX_TASKS_PER_PERSON {
+        task("@m:box", &format!("task {i}"), "0 9 * * *").unwrap();
     }
-    r.add_task(
-        "@m:box",
-        None,
-        "the last",
-        None,
-        Some("0 9 * * *"),
-        "UTC",
-        "",
-        None,
-    )
-    .unwrap();
-    let err = r
-        .add_task(
-            "@m:box",
-            None,
-            "one more",
-            None,
-            Some("0 9 * * *"),
-            "UTC",
-            "",
-            None,
-        )
-        .unwrap_err()
-        .to_string();
+    let err = task("@m:box", "one more", "0 9 * * *").unwrap_err();
     assert!(err.contains("active scheduled tasks"), "{err}");
-    assert!(
-        r.add_task(
-            "owner",
-            None,
-            "mine",
-            None,
-            Some("0 9 * * *"),
-            "UTC",
-            "",
-            None
-        )
-        .is_ok()
-    );
+    assert!(task("owner", "mine", "0 9 * * *").is_ok());
     // Reminders have their own cap.
     let at = Timestamp::from_millisecond(crate::vocab::now_ms() + 3_600_000).unwrap();
     for i in 0..MAX_REMINDERS_PER_PERSON {
