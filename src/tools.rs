@@ -102,14 +102,27 @@ impl ToolContext {
     /// member has their own, `<data>/members/<id>/workspace`, and sees
     /// nothing of the owner's files.
     pub fn workspace_for(&self, principal: Option<&str>) -> PathBuf {
-        match principal {
+        match self.member_home(principal) {
+            Some(home) => home.join("workspace"),
             None => self.workspace.clone(),
-            Some(p) if p == crate::vocab::OWNER => self.workspace.clone(),
-            Some(p) => self
-                .data_dir
-                .join("members")
-                .join(member_dir(p))
-                .join("workspace"),
+        }
+    }
+
+    /// The trash of the person a call acts for: the owner's is
+    /// `<data>/trash`; a member's is their own, beside their workspace.
+    pub fn trash_for(&self, principal: Option<&str>) -> PathBuf {
+        match self.member_home(principal) {
+            Some(home) => home.join("trash"),
+            None => self.data_dir.join("trash"),
+        }
+    }
+
+    /// `<data>/members/<id>` for a member; `None` for the owner.
+    fn member_home(&self, principal: Option<&str>) -> Option<PathBuf> {
+        match principal {
+            None => None,
+            Some(p) if p == crate::vocab::OWNER => None,
+            Some(p) => Some(self.data_dir.join("members").join(member_dir(p))),
         }
     }
 

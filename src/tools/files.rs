@@ -156,7 +156,7 @@ impl Tool for Files {
                 format!("moved {from} to {to}")
             }
             FileOp::Delete => {
-                let id = Trash::new(&ctx.data_dir).put(&ws, path)?;
+                let id = Trash::at(ctx.trash_for(meta.principal.as_deref())).put(&ws, path)?;
                 format!(
                     "moved {path} to the trash (restorable for {TRASH_DAYS} days: hermit files restore {id})"
                 )
@@ -491,10 +491,21 @@ impl Tool for TrashTool {
     }
 
     fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        let trash = Trash::new(&ctx.data_dir);
+        self.run_in(ctx, args, &CallMeta::default())
+    }
+
+    /// The trash of the person the call acts for (a member's own).
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        let who = meta.principal.as_deref();
+        let trash = Trash::at(ctx.trash_for(who));
         let content = match arg_str(args, "action").unwrap_or("list") {
             "restore" => {
-                let ws = Workspace::open(&ctx.workspace)?;
+                let ws = Workspace::open(&ctx.workspace_for(who))?;
                 let id = arg_str(args, "id").unwrap_or_default();
                 format!("restored {}", trash.restore(&ws, id)?)
             }
@@ -529,10 +540,14 @@ pub struct TrashEntry {
 }
 
 impl Trash {
+    /// The owner's trash, `<data>/trash`.
     pub fn new(data_dir: &Path) -> Self {
-        Self {
-            dir: data_dir.join("trash"),
-        }
+        Self::at(data_dir.join("trash"))
+    }
+
+    /// A trash in `dir` (a member's own: [`ToolContext::trash_for`]).
+    pub fn at(dir: PathBuf) -> Self {
+        Self { dir }
     }
 
     /// Moves `path` (beneath `ws`) into the trash; returns its id.

@@ -513,6 +513,29 @@ fn a_member_reads_neither_the_owners_notes_nor_files() {
     assert!(!tb.ctx.workspace.join("mine.txt").exists());
     let mine = run("read_file", serde_json::json!({"path": "mine.txt"}), &alice);
     assert_eq!(mine, "alice's file");
+    // A member's deleted file goes to their own trash, which is all they see.
+    std::fs::write(tb.ctx.workspace.join("old.txt"), "owner's old file").unwrap();
+    run(
+        "delete_file",
+        serde_json::json!({"path": "old.txt"}),
+        &owner,
+    );
+    let gone = run(
+        "delete_file",
+        serde_json::json!({"path": "mine.txt"}),
+        &alice,
+    );
+    assert!(gone.contains("trash"), "{gone}");
+    let trash = run("trash", serde_json::json!({"action": "list"}), &alice);
+    assert!(
+        trash.contains("mine.txt") && !trash.contains("old.txt"),
+        "{trash}"
+    );
+    let trash = run("trash", serde_json::json!({"action": "list"}), &owner);
+    assert!(
+        trash.contains("old.txt") && !trash.contains("mine.txt"),
+        "{trash}"
+    );
     // The owner's note is unchanged and still the owner's.
     let notes = run(
         "notes",
