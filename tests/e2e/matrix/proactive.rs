@@ -296,7 +296,34 @@ async fn briefing_and_scheduled_tasks_run_on_time_and_the_idle_daemon_calls_no_m
     }
     let request = approval_request(&owner, &bot, "asked.txt").await;
     assert!(request.body.contains("scheduled task"), "{}", request.body);
-    send_text(&room, &format!("!deny {}", approval_code(&request.body))).await;
+    let mut denied = vec![approval_code(&request.body)];
+    send_text(&room, &format!("!deny {}", denied[0])).await;
+    // A small model may try another way after a denial (a shell command
+    // writing the same file): the owner denies that too. Nothing is
+    // written either way, and both tasks end with a result.
+    for _ in 0..4 {
+        let another = owner
+            .wait_for(
+                "both tasks' results, or another request",
+                |seen: &[Seen]| {
+                    if bot_said("🗓️ Scheduled task")(seen).is_some_and(|n| n >= 2) {
+                        return Some(None);
+                    }
+                    seen.iter()
+                        .find(|s| {
+                            s.sender == bot
+                                && s.body.contains("Approval needed")
+                                && s.body.contains("scheduled task")
+                                && !denied.contains(&approval_code(&s.body))
+                        })
+                        .map(|s| Some(approval_code(&s.body)))
+                },
+            )
+            .await;
+        let Some(code) = another else { break };
+        send_text(&room, &format!("!deny {code}")).await;
+        denied.push(code);
+    }
     owner
         .wait_for("both tasks' results", |seen: &[Seen]| {
             bot_said("🗓️ Scheduled task")(seen).filter(|&n| n >= 2)
