@@ -676,11 +676,6 @@ pub struct Support {
 }
 
 impl Support {
-    /// The first mechanism the sandbox needs that is missing, in words.
-    pub fn missing(&self) -> Option<String> {
-        self.missing_all().into_iter().next().map(|(_, why)| why)
-    }
-
     /// Every mechanism the sandbox needs that is missing, with why.
     pub fn missing_all(&self) -> Vec<(Mechanism, String)> {
         let mut out = Vec::new();

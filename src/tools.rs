@@ -173,18 +173,19 @@ pub trait Tool: Send + Sync {
     fn spec(&self) -> ToolSpec;
     /// The effects of this particular call (arguments can raise them).
     fn effects(&self, arguments: &Value) -> Vec<Effect>;
-    /// Runs a call whose arguments already validated against the schema.
-    fn run(&self, ctx: &ToolContext, arguments: &Value) -> Result<ToolOutput, ToolError>;
-    /// Runs a call knowing its circumstances: tools that keep what they
-    /// are given (notes; memories and schedules as they come) store the
-    /// turn's taint with it.
+    /// Runs a call whose arguments already validated against the schema,
+    /// knowing its circumstances: whose call it is (a member's files, notes
+    /// and memories are their own) and the turn's taint (tools that keep
+    /// what they are given store it with it).
     fn run_in(
         &self,
         ctx: &ToolContext,
         arguments: &Value,
-        _meta: &CallMeta,
-    ) -> Result<ToolOutput, ToolError> {
-        self.run(ctx, arguments)
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError>;
+    /// [`Tool::run_in`] as the owner, outside any turn.
+    fn run(&self, ctx: &ToolContext, arguments: &Value) -> Result<ToolOutput, ToolError> {
+        self.run_in(ctx, arguments, &CallMeta::default())
     }
     /// Where this call's output comes from, for provenance: `None` when
     /// it is Hermit's own (trusted), else an untrusted origin (by default,

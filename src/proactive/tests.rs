@@ -295,14 +295,16 @@ async fn tasks_run_at_most_two_at_once_and_all_of_them_run() {
         d.reminder = i;
         runs.push(tokio::spawn(s.scheduler.clone().task(d)));
     }
-    // Turns waiting for the model: at most one beside the one it runs.
+    // Turns waiting for the model: never more than the tasks in flight
+    // (two; for an instant both wait, between one generation and the next).
+    // Unbounded, the five would wait at once.
     let mut most_waiting = 0;
     while runs.iter().any(|r| !r.is_finished()) {
         most_waiting = most_waiting.max(s.engine.queue_len());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(
-        most_waiting < TASKS_AT_ONCE,
+        most_waiting <= TASKS_AT_ONCE,
         "{most_waiting} turns waited for the model at once"
     );
     let results = s

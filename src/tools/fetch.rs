@@ -126,7 +126,12 @@ impl Tool for Fetch {
         ))
     }
 
-    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        _: &super::CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
         let cfg = &ctx.fetch;
         if !cfg.enabled {
             return Err(refused(

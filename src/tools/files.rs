@@ -127,10 +127,6 @@ impl Tool for Files {
         })
     }
 
-    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        self.run_in(ctx, args, &CallMeta::default())
-    }
-
     /// Beneath the workspace of the person the call acts for: a member's
     /// own, never the owner's.
     fn run_in(
@@ -488,10 +484,6 @@ impl Tool for TrashTool {
             Some("empty") => vec![Effect::Write, Effect::Irreversible],
             _ => vec![Effect::Read],
         }
-    }
-
-    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        self.run_in(ctx, args, &CallMeta::default())
     }
 
     /// The trash of the person the call acts for (a member's own).

@@ -61,10 +61,6 @@ impl Tool for Remember {
         vec![Effect::Remember]
     }
 
-    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        self.run_in(ctx, args, &CallMeta::default())
-    }
-
     fn run_in(
         &self,
         ctx: &ToolContext,
@@ -133,10 +129,6 @@ impl Tool for Recall {
         vec![Effect::Read]
     }
 
-    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        self.run_in(ctx, args, &CallMeta::default())
-    }
-
     fn run_in(
         &self,
         ctx: &ToolContext,
@@ -195,10 +187,6 @@ impl Tool for Forget {
         } else {
             vec![Effect::Remember, Effect::Irreversible]
         }
-    }
-
-    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        self.run_in(ctx, args, &CallMeta::default())
     }
 
     fn run_in(

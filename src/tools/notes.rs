@@ -37,10 +37,6 @@ impl Tool for Notes {
         }
     }
 
-    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        self.run_in(ctx, args, &CallMeta::default())
-    }
-
     /// A note written in a tainted turn keeps the label of the untrusted
     /// source; reading it back shows the label.
     fn run_in(

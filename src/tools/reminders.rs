@@ -37,10 +37,6 @@ impl Tool for Remind {
         vec![Effect::Remember]
     }
 
-    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        self.run_in(ctx, args, &CallMeta::default())
-    }
-
     fn run_in(
         &self,
         ctx: &ToolContext,
@@ -121,10 +117,6 @@ impl Tool for Schedule {
 
     fn effects(&self, _args: &Value) -> Vec<Effect> {
         vec![Effect::Remember]
-    }
-
-    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        self.run_in(ctx, args, &CallMeta::default())
     }
 
     fn run_in(
@@ -210,10 +202,6 @@ impl Tool for Task {
         effects
     }
 
-    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        self.run_in(ctx, args, &CallMeta::default())
-    }
-
     fn run_in(
         &self,
         ctx: &ToolContext,
@@ -271,10 +259,6 @@ impl Tool for List {
         vec![Effect::Read]
     }
 
-    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        self.run_in(ctx, args, &CallMeta::default())
-    }
-
     fn run_in(
         &self,
         ctx: &ToolContext,
@@ -316,10 +300,6 @@ impl Tool for Cancel {
 
     fn effects(&self, _args: &Value) -> Vec<Effect> {
         vec![Effect::Remember]
-    }
-
-    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        self.run_in(ctx, args, &CallMeta::default())
     }
 
     fn run_in(

@@ -28,10 +28,6 @@ impl Tool for Shell {
         vec![Effect::Exec, Effect::Write]
     }
 
-    fn run(&self, ctx: &ToolContext, args: &Value) -> Result<ToolOutput, ToolError> {
-        self.run_in(ctx, args, &CallMeta::default())
-    }
-
     /// In the workspace of the person the call acts for (a member's own).
     fn run_in(
         &self,

@@ -27,7 +27,12 @@ impl Tool for Time {
         None
     }
 
-    fn run(&self, ctx: &ToolContext, _: &Value) -> Result<ToolOutput, ToolError> {
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        _: &Value,
+        _: &super::CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
         let tz = owner_timezone(&ctx.timezone).map_err(|m| ToolError::failed("time", m))?;
         let now = jiff::Timestamp::now().to_zoned(tz);
         Ok(ToolOutput {

@@ -11,7 +11,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
-use hermit::sandbox::{Limits, Sandbox, SandboxOutput, SandboxPolicy};
+use hermit::sandbox::{Sandbox, SandboxOutput, SandboxPolicy};
 
 const USER: u32 = 4242;
 
@@ -67,18 +67,8 @@ fn case(who: As) -> Case {
         }
     };
     let policy = SandboxPolicy {
-        workspace: data.join("workspace"),
-        scratch: data.join("scratch"),
         read_only: vec![PathBuf::from(env!("CARGO_BIN_EXE_hermit"))],
-        network: false,
-        limits: Limits {
-            timeout_seconds: 20,
-            ..Limits::default()
-        },
-        allow_weaker: Default::default(),
-        env: Vec::new(),
-        cgroups: Vec::new(),
-        user: Default::default(),
+        ..crate::sandbox::policy_in(&data)
     };
     std::fs::create_dir_all(&policy.workspace).unwrap();
     if let As::User = who {

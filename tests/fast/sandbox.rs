@@ -14,13 +14,12 @@ struct Setup {
     outside: PathBuf,
 }
 
-fn setup(edit: impl FnOnce(&mut SandboxPolicy)) -> Setup {
-    let root = tempfile::tempdir().unwrap();
-    let outside = root.path().join("outside");
-    std::fs::create_dir_all(&outside).unwrap();
-    let mut policy = SandboxPolicy {
-        workspace: root.path().join("workspace"),
-        scratch: root.path().join("scratch"),
+/// The tests' policy: workspace and scratch in `dir`, nothing else, the
+/// default limits but a 20-second timeout.
+pub fn policy_in(dir: &Path) -> SandboxPolicy {
+    SandboxPolicy {
+        workspace: dir.join("workspace"),
+        scratch: dir.join("scratch"),
         read_only: Vec::new(),
         network: false,
         limits: Limits {
@@ -31,7 +30,14 @@ fn setup(edit: impl FnOnce(&mut SandboxPolicy)) -> Setup {
         env: Vec::new(),
         cgroups: Vec::new(),
         user: Default::default(),
-    };
+    }
+}
+
+fn setup(edit: impl FnOnce(&mut SandboxPolicy)) -> Setup {
+    let root = tempfile::tempdir().unwrap();
+    let outside = root.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let mut policy = policy_in(root.path());
     edit(&mut policy);
     Setup {
         _root: root,
