@@ -14,16 +14,18 @@
 mod conversation;
 mod gate;
 mod parse;
+pub mod route;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use conversation::Conversation;
 use conversation::ToolOffer;
 use gate::Step;
 pub use parse::parse_tool_call;
-use parse::visible_len;
+use parse::{clean_reply, visible_len};
 
 /// What a conversation is made of and what a turn reports, as the
 /// channels see them (they never reach the engine itself).
@@ -63,6 +65,31 @@ pub struct TurnOutcome {
     pub cancelled: bool,
     /// Stopped by the bound on tool steps or on time.
     pub limited: Option<String>,
+    /// What the turn's generations cost.
+    #[serde(default)]
+    pub usage: Usage,
+}
+
+/// What a turn's generations cost, all of them together.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Usage {
+    pub generations: u32,
+    /// Prompt tokens of every generation (cached or not).
+    pub prompt_tokens: usize,
+    /// Prompt tokens that were evaluated (not found in a KV cache).
+    pub evaluated_tokens: usize,
+    pub generated_tokens: usize,
+    /// From the turn's start to its first visible token.
+    pub first_token_ms: Option<f64>,
+}
+
+impl Usage {
+    fn add(&mut self, s: &GenerationStats) {
+        self.generations += 1;
+        self.prompt_tokens += s.prompt_tokens;
+        self.evaluated_tokens += s.evaluated_tokens;
+        self.generated_tokens += s.generated_tokens;
+    }
 }
 
 /// The model as the agent reports it.
@@ -83,7 +110,7 @@ pub struct Agent {
     toolbox: Option<Arc<Toolbox>>,
     /// The trust layer (the toolbox's): stop switch, approvals, audit.
     pub trust: Option<Arc<Trust>>,
-    offer: Option<ToolOffer>,
+    catalog: Option<Catalog>,
     pub max_tool_steps: u32,
     pub turn_timeout: Duration,
     /// Memory: every message kept, relevant memories recalled before
@@ -99,13 +126,8 @@ impl Agent {
         max_tool_steps: u32,
         turn_timeout: Duration,
     ) -> Result<Self, InferenceError> {
-        let offer = match &toolbox {
-            Some(tb) => {
-                let list = tb.template_tools();
-                let grammar = crate::inference::tool_call_grammar(&list)?;
-                tracing::trace!(%grammar, "tool-call grammar");
-                Some(ToolOffer { list, grammar })
-            }
+        let catalog = match &toolbox {
+            Some(tb) => Some(Catalog::new(tb.template_tools())?),
             None => None,
         };
         let trust = toolbox.as_ref().map(|t| t.trust.clone());
@@ -113,7 +135,7 @@ impl Agent {
             engine,
             trust,
             toolbox: toolbox.map(Arc::new),
-            offer,
+            catalog,
             max_tool_steps,
             turn_timeout,
             memory: None,
@@ -309,8 +331,9 @@ impl Agent {
         cancel: Arc<AtomicBool>,
         tools: bool,
     ) -> Result<TurnOutcome, InferenceError> {
-        let offer = self.offer.as_ref().filter(|_| tools);
         let mut started = Instant::now();
+        let turn_started = started;
+        let mut usage = Usage::default();
         let _registered = self.trust.as_ref().map(|t| t.halt.register(cancel.clone()));
         if let Some(trust) = &self.trust
             && let Some(by) = trust.halt.halted_by()
@@ -323,6 +346,7 @@ impl Agent {
                 limited: Some(format!(
                     "Hermit is stopped (by {by}); nothing runs until the owner sends !resume"
                 )),
+                usage,
             });
         }
         let principal = self.principal_of(conv);
@@ -330,15 +354,44 @@ impl Agent {
             ChatMessage::new(Role::User, user_text),
             origin.unwrap_or_else(|| Origin::Typed(principal.id.clone())),
         );
+        // The tools this message is offered, and whether its first step
+        // must be a call (see [`route`]).
+        let (offer, mut forced) = match self.catalog.as_ref().filter(|_| tools) {
+            Some(catalog) => {
+                let route = route::route(user_text);
+                for t in &route.tools {
+                    if !conv.offered.iter().any(|o| o == t) {
+                        conv.offered.push(t.to_string());
+                    }
+                }
+                let offered = catalog.ordered(&conv.offered);
+                let must = catalog.ordered(&route.forced);
+                tracing::debug!(?offered, forced = ?must, "tools offered");
+                let offer = (!offered.is_empty())
+                    .then(|| catalog.offer(&offered))
+                    .transpose()?;
+                let forced = (!must.is_empty())
+                    .then(|| catalog.forced(&must))
+                    .transpose()?;
+                (offer, forced)
+            }
+            None => (None, None),
+        };
         let mut tool_calls = 0usize;
+        // Calls that ran in this turn: a small model tends to repeat one
+        // whose result it already has.
+        let mut ran_now: Vec<ToolCall> = Vec::new();
+        // After a repeated call, the model answers without tools.
+        let mut answer_only = false;
         loop {
             let mut generation = self.engine.generate_with_cancel(
-                conv.request(
+                conv.request_forced(
                     GenerateOptions {
                         who: Some(crate::memory::principal_key(&principal)),
                         ..Default::default()
                     },
-                    offer,
+                    offer.as_ref().filter(|_| !answer_only),
+                    forced.take().as_deref(),
                 ),
                 cancel.clone(),
             );
@@ -349,9 +402,10 @@ impl Agent {
                 match tokio::time::timeout(remaining, generation.events.recv()).await {
                     Err(_) => {
                         generation.cancel();
-                        conv.finish_turn(&text);
+                        let reply = text[..shown].to_string();
+                        conv.finish_turn(&reply);
                         return Ok(TurnOutcome {
-                            reply: text,
+                            reply,
                             tool_calls,
                             stats: None,
                             cancelled: false,
@@ -359,6 +413,7 @@ impl Agent {
                                 "the turn took longer than {} s",
                                 self.turn_timeout.as_secs()
                             )),
+                            usage,
                         });
                     }
                     Ok(Some(GenerationEvent::Token(t))) => {
@@ -366,6 +421,9 @@ impl Agent {
                         // Show the reply, but not a tool call being written.
                         let visible = visible_len(&text);
                         if visible > shown {
+                            usage.first_token_ms.get_or_insert_with(|| {
+                                turn_started.elapsed().as_secs_f64() * 1000.0
+                            });
                             on_event(TurnEvent::Token(text[shown..visible].to_string()));
                             shown = visible;
                         }
@@ -376,19 +434,30 @@ impl Agent {
                 }
             };
             tracing::debug!(%text, ?stats.finish, "model output");
+            usage.add(&stats);
             let cancelled = stats.finish == crate::inference::FinishReason::Cancelled;
             let call = match (&self.toolbox, cancelled) {
-                (Some(_), false) if tools => parse_tool_call(&text),
+                (Some(_), false) if tools && !answer_only => parse_tool_call(&text),
                 _ => None,
             };
             let Some((before, call)) = call else {
-                conv.finish_turn(&text);
+                // What is left to show, without call-shaped text.
+                let (reply, dropped) = clean_reply(&text);
+                if dropped {
+                    tracing::info!(%text, "call-shaped text dropped from a reply");
+                }
+                match reply.strip_prefix(&text[..shown]) {
+                    Some(rest) if !rest.is_empty() => on_event(TurnEvent::Token(rest.to_string())),
+                    _ => {}
+                }
+                conv.finish_turn(&reply);
                 return Ok(TurnOutcome {
-                    reply: text,
+                    reply,
                     tool_calls,
                     stats: Some(stats),
                     cancelled,
                     limited: None,
+                    usage,
                 });
             };
             if tool_calls as u32 >= self.max_tool_steps {
@@ -402,16 +471,23 @@ impl Agent {
                         "stopped after {} tool calls in one turn",
                         self.max_tool_steps
                     )),
+                    usage,
                 });
             }
             // Small models tend to repeat a call whose result they already
-            // have; the repeat is not run again, and the model is told so.
-            // (Only calls that ran: a denied, expired or cancelled one may be
-            // asked again.)
-            let repeated = conv
-                .ran
+            // have. The repeat is not run, nor kept: the model is asked
+            // again without tools, so it answers from the result it has.
+            // (Only calls that ran in this turn: a denied, expired or
+            // cancelled one may be asked again; and a new message may ask
+            // for the same call again, the time or a file that changed.)
+            if ran_now
                 .iter()
-                .any(|c| c.name == call.name && c.arguments == call.arguments);
+                .any(|c| c.name == call.name && c.arguments == call.arguments)
+            {
+                tracing::debug!(tool = %call.name, "a repeated call: not run; answering without tools");
+                answer_only = true;
+                continue;
+            }
             tool_calls += 1;
             on_event(TurnEvent::ToolCall(call.clone()));
             conv.push_from(
@@ -425,15 +501,7 @@ impl Agent {
                 Origin::Assistant,
             );
             let toolbox = self.toolbox.clone().expect("checked above");
-            let (ok, content, origin) = if repeated {
-                (
-                    false,
-                    "This exact call was already made in this conversation; its result is above. \
-                     Use it and answer the user now, in plain words."
-                        .to_string(),
-                    Origin::Assistant,
-                )
-            } else {
+            let (ok, content, origin) = {
                 match self
                     .decide_and_run(&toolbox, conv, &principal, &call, &mut on_event, &cancel)
                     .await?
@@ -447,6 +515,7 @@ impl Agent {
                     Step::Executed(waited, ok, content, origin) => {
                         started += waited.unwrap_or_default();
                         conv.ran.push(call.clone());
+                        ran_now.push(call.clone());
                         (ok, content, origin)
                     }
                     Step::Cancelled => {
@@ -462,6 +531,7 @@ impl Agent {
                             stats: Some(stats),
                             cancelled: true,
                             limited: None,
+                            usage,
                         });
                     }
                 }
@@ -474,5 +544,74 @@ impl Agent {
             });
             conv.push_from(ChatMessage::new(Role::Tool, content), origin);
         }
+    }
+}
+
+/// Every tool's definition, and the offers and grammars built from them
+/// for the sets of tools messages are offered (a handful in practice).
+struct Catalog {
+    tools: Vec<(String, serde_json::Value)>,
+    offers: Mutex<HashMap<Vec<String>, ToolOffer>>,
+    forced: Mutex<HashMap<Vec<String>, String>>,
+}
+
+impl Catalog {
+    fn new(list: serde_json::Value) -> Result<Self, InferenceError> {
+        // Every schema converts (checked once, at start).
+        let grammar = crate::inference::tool_call_grammar(&list)?;
+        tracing::trace!(%grammar, "tool-call grammar");
+        let tools = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| Some((t["function"]["name"].as_str()?.to_string(), t.clone())))
+            .collect();
+        Ok(Self {
+            tools,
+            offers: Mutex::default(),
+            forced: Mutex::default(),
+        })
+    }
+
+    /// The tools of `names` this toolbox has, in its order (a set always
+    /// reads the same, so its prompt prefix is cached).
+    fn ordered(&self, names: &[impl AsRef<str>]) -> Vec<String> {
+        self.tools
+            .iter()
+            .filter(|(n, _)| names.iter().any(|m| m.as_ref() == n))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    fn list(&self, names: &[String]) -> serde_json::Value {
+        serde_json::Value::Array(
+            self.tools
+                .iter()
+                .filter(|(n, _)| names.contains(n))
+                .map(|(_, t)| t.clone())
+                .collect(),
+        )
+    }
+
+    fn offer(&self, names: &[String]) -> Result<ToolOffer, InferenceError> {
+        let mut offers = self.offers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = offers.get(names) {
+            return Ok(o.clone());
+        }
+        let list = self.list(names);
+        let grammar = crate::inference::tool_call_grammar(&list)?;
+        let offer = ToolOffer { list, grammar };
+        offers.insert(names.to_vec(), offer.clone());
+        Ok(offer)
+    }
+
+    fn forced(&self, names: &[String]) -> Result<String, InferenceError> {
+        let mut forced = self.forced.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(g) = forced.get(names) {
+            return Ok(g.clone());
+        }
+        let g = crate::inference::forced_tool_call_grammar(&self.list(names))?;
+        forced.insert(names.to_vec(), g.clone());
+        Ok(g)
     }
 }

@@ -244,6 +244,24 @@ pub fn build_agent(config: &Config, engine: Engine, trust: Arc<Trust>) -> anyhow
     Ok(agent)
 }
 
+/// This machine as models see it: physical cores, and memory from
+/// /proc/meminfo.
+pub fn this_machine() -> hermit::models::Machine {
+    let memory_bytes = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(0);
+    hermit::models::Machine {
+        cores: hermit::inference::physical_cores(),
+        memory_bytes,
+    }
+}
+
 pub fn human_size(n: u64) -> String {
     if n >= 1 << 30 {
         format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64)

@@ -144,6 +144,18 @@ pub fn tool_call_grammar(tools: &serde_json::Value) -> Result<String, InferenceE
     ))
 }
 
+/// The grammar of a reply that must be a tool call to one of `tools`,
+/// written as the template teaches: applied from the first token
+/// ([`GenerateRequest::force_tool_call`]).
+pub fn forced_tool_call_grammar(tools: &serde_json::Value) -> Result<String, InferenceError> {
+    let lazy = tool_call_grammar(tools)?;
+    let body = lazy
+        .split_once('\n')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    Ok(format!("root ::= tagged\n{body}"))
+}
+
 /// Prefixes every rule name of a GBNF grammar (definitions and references;
 /// not string literals, character classes or repetition counts).
 fn prefix_rules(grammar: &str, prefix: &str) -> String {
@@ -235,6 +247,9 @@ pub struct GenerateRequest {
     /// A GBNF grammar that constrains a tool call once the model opens one
     /// with [`TOOL_CALL_OPEN`] (see [`tool_call_grammar`]).
     pub grammar: Option<String>,
+    /// The grammar applies from the first token: the reply is a tool call
+    /// (see [`forced_tool_call_grammar`]).
+    pub force_tool_call: bool,
     pub options: GenerateOptions,
 }
 

@@ -71,6 +71,57 @@ pub struct ModelEntry {
     /// A companion file (tokenizer, configuration) of the named model.
     #[serde(default)]
     pub part_of: Option<String>,
+    /// A chat model that can call tools (its template has them).
+    #[serde(default = "yes")]
+    pub tools: bool,
+    /// How it did on the task suite (`hermit bench agent`), as measured.
+    #[serde(default)]
+    pub agent_suite: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How a chat model fits a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fit {
+    /// Loads with room to spare, and answers at a usable speed.
+    Good,
+    /// Loads, but generation will be slow on this many cores.
+    Slow,
+    /// Does not fit in memory beside Hermit and the homeserver.
+    TooBig,
+}
+
+/// What a machine offers a model.
+#[derive(Debug, Clone, Copy)]
+pub struct Machine {
+    pub cores: u32,
+    pub memory_bytes: u64,
+}
+
+/// Memory Hermit (with its embeddings and speech model) and Synapse take
+/// beside the chat model, and the KV cache of a few conversations.
+const BESIDE_MODEL: u64 = 1536 << 20;
+/// Model bytes one core can decode at a usable speed (~8 tokens/s and
+/// more with llama.cpp on a recent x86-64 core, Q4_K_M): a 1.1 GB model
+/// on 2 cores is usable, a 4.7 GB one needs 8.
+const BYTES_PER_CORE: u64 = 600 << 20;
+
+impl ModelEntry {
+    /// How this chat model fits `machine`: the file is mapped whole (plus
+    /// what runs beside it), and decoding speed scales with cores over
+    /// model size.
+    pub fn fit(&self, machine: Machine) -> Fit {
+        if machine.memory_bytes > 0 && self.size + BESIDE_MODEL > machine.memory_bytes {
+            return Fit::TooBig;
+        }
+        if self.size > BYTES_PER_CORE * machine.cores.max(1) as u64 {
+            return Fit::Slow;
+        }
+        Fit::Good
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,6 +215,21 @@ impl Registry {
             models: file.models,
             dir,
         })
+    }
+
+    /// The chat model to choose on `machine`: the largest one with tools
+    /// that fits it well (a larger model chooses tools better), else the
+    /// smallest with tools.
+    pub fn recommended(&self, machine: Machine) -> Option<&ModelEntry> {
+        let chat = || {
+            self.models
+                .iter()
+                .filter(|m| m.role == "chat" && m.tools && m.part_of.is_none())
+        };
+        chat()
+            .filter(|m| m.fit(machine) == Fit::Good)
+            .max_by_key(|m| m.size)
+            .or_else(|| chat().min_by_key(|m| m.size))
     }
 
     pub fn get(&self, name: &str) -> Option<&ModelEntry> {
@@ -496,6 +562,33 @@ mod tests {
             content.len()
         );
         Registry::parse(&text, dir.to_path_buf()).unwrap()
+    }
+
+    /// The default passes CI on 2 cores; a small box gets the small model;
+    /// the plumbing-only model without tools is never recommended.
+    #[test]
+    fn the_model_is_chosen_by_the_box() {
+        let r = Registry::builtin(PathBuf::from("/nonexistent"));
+        let gib = 1u64 << 30;
+        let ci = Machine {
+            cores: 2,
+            memory_bytes: 24 * gib,
+        };
+        let default = r.get(crate::config::DEFAULT_MODEL).unwrap();
+        assert_eq!(default.fit(ci), Fit::Good);
+        assert_eq!(r.recommended(ci).unwrap().name, default.name);
+        let small = Machine {
+            cores: 1,
+            memory_bytes: 2 * gib,
+        };
+        assert_eq!(default.fit(small), Fit::TooBig);
+        assert_eq!(r.recommended(small).unwrap().name, "qwen2.5-coder-0.5b");
+        let one_core = Machine {
+            cores: 1,
+            memory_bytes: 8 * gib,
+        };
+        assert_eq!(default.fit(one_core), Fit::Slow);
+        assert!(!r.get("smollm2-135m").unwrap().tools);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! runs it in the [`crate::sandbox`]; the file tools resolve every path
 //! beneath the workspace with `openat2(RESOLVE_BENEATH)`.
 
+pub mod calculate;
 pub mod fetch;
 pub mod files;
 pub mod memory;
@@ -251,11 +252,14 @@ impl Toolbox {
         tools.push(Box::new(notes::Notes));
         tools.push(Box::new(fetch::Fetch));
         tools.push(Box::new(time::Time));
+        tools.push(Box::new(calculate::Calculate));
         tools.push(Box::new(reminders::Remind));
         tools.push(Box::new(reminders::Schedule));
         tools.push(Box::new(reminders::Task));
         tools.push(Box::new(reminders::List));
         tools.push(Box::new(reminders::Cancel));
+        tools.push(Box::new(reminders::Briefing));
+        tools.push(Box::new(reminders::Watch));
         if ctx.memory.is_some() {
             tools.push(Box::new(memory::Remember));
             tools.push(Box::new(memory::Recall));

@@ -42,6 +42,10 @@ pub struct Conversation {
     /// Effects granted to the scheduled task this conversation runs
     /// ([`CallContext::granted`]).
     pub grants: Vec<crate::vocab::Effect>,
+    /// The tools offered so far ([`super::route`]): once offered, a tool
+    /// stays offered for the rest of the conversation, so its prompt (and
+    /// KV cache) does not change at every message.
+    pub(super) offered: Vec<String>,
 }
 
 impl Conversation {
@@ -60,6 +64,7 @@ impl Conversation {
             pinned: Vec::new(),
             recalled: Default::default(),
             grants: Vec::new(),
+            offered: Vec::new(),
         }
     }
 
@@ -130,6 +135,17 @@ impl Conversation {
         options: GenerateOptions,
         tools: Option<&ToolOffer>,
     ) -> GenerateRequest {
+        self.request_forced(options, tools, None)
+    }
+
+    /// A request whose reply must be a call, constrained by `forced` from
+    /// its first token; `None`: the model may answer or call.
+    pub(super) fn request_forced(
+        &self,
+        options: GenerateOptions,
+        tools: Option<&ToolOffer>,
+        forced: Option<&str>,
+    ) -> GenerateRequest {
         let mut messages = Vec::with_capacity(self.messages.len() + 1);
         let mut system = match tools {
             Some(_) if self.system_prompt.is_empty() => TOOL_GUIDANCE.to_string(),
@@ -162,7 +178,10 @@ impl Conversation {
             conversation: self.id,
             messages,
             tools: tools.map(|t| t.list.clone()),
-            grammar: tools.map(|t| t.grammar.clone()),
+            grammar: forced
+                .map(str::to_string)
+                .or_else(|| tools.map(|t| t.grammar.clone())),
+            force_tool_call: forced.is_some() && tools.is_some(),
             options,
         }
     }
@@ -210,12 +229,12 @@ impl Conversation {
 
 /// Added to the system prompt when tools are offered: small models tend to
 /// explain how to do a thing instead of doing it.
-const TOOL_GUIDANCE: &str = "You can act on the owner's workspace with the tools you are given. \
-When the owner asks you to do something (create, read, list, move or delete files; run a \
-command; tell the time), do it by calling the tool, instead of explaining how to do it. \
-After a tool result, answer in plain words.";
+const TOOL_GUIDANCE: &str = "When the user asks you to do something one of your tools does, \
+call that tool instead of explaining how to do it. After a tool result, answer in plain words, \
+briefly.";
 
-/// The tools as offered to the model: the template list and its grammar.
+/// Tools as offered to the model: the template list and its grammar.
+#[derive(Clone)]
 pub(super) struct ToolOffer {
     pub(super) list: Value,
     pub(super) grammar: String,

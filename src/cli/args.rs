@@ -285,6 +285,21 @@ pub enum FilesCommand {
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// The assistant on a task suite of everyday requests (English and
+    /// French): success per category, needless approvals, latency.
+    Agent {
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "NAME")]
+        model: Option<String>,
+        /// Another suite (TOML, the format of the built-in one).
+        #[arg(long, value_name = "FILE")]
+        suite: Option<PathBuf>,
+        /// Only the cases whose id or category matches this regex.
+        #[arg(long, value_name = "REGEX")]
+        only: Option<String>,
+    },
     /// Prompt processing and generation speed, and time to first token.
     Llm {
         /// One JSON object on stdout.

@@ -1,9 +1,10 @@
 //! `hermit bench`: the benchmarks, one module each: the model's speed
-//! (`llm`), the sandbox's start-up cost (`sandbox`), memory at scale
+//! (`llm`), the assistant's choices on a task suite (`agent`), the sandbox's start-up cost (`sandbox`), memory at scale
 //! (`memory`), and, against a running `hermit up` as its owner's client
 //! (`owner`), the Matrix path (`matrix`), reminders' lateness
 //! (`reminders`) and voice notes (`voice`).
 
+mod agent;
 mod llm;
 mod matrix;
 mod memory;
@@ -23,6 +24,18 @@ pub fn run(global: &Global, command: BenchCommand) -> anyhow::Result<()> {
                 ..global.clone()
             };
             llm::run(&global, json, reps)
+        }
+        BenchCommand::Agent {
+            json,
+            model,
+            suite,
+            only,
+        } => {
+            let global = Global {
+                model,
+                ..global.clone()
+            };
+            agent::run(&global, json, suite.as_deref(), only.as_deref())
         }
         BenchCommand::Matrix { json, runs } => matrix::run(global, json, runs),
         BenchCommand::Reminders { json, count } => reminders::run(global, json, count),

@@ -77,6 +77,7 @@ const CONFIGURED: &[fn(&Setup<'_>) -> Option<Check>] = &[
     network_for_tools,
     memory,
     model,
+    model_fit,
     voice,
 ];
 
@@ -414,6 +415,56 @@ fn model(setup: &Setup<'_>) -> Option<Check> {
             Err(e) => check("model", false, e.to_string()),
         },
     )
+}
+
+/// Whether the configured chat model suits this box (memory, cores), and
+/// which one does.
+fn model_fit(setup: &Setup<'_>) -> Option<Check> {
+    use hermit::models::Fit;
+    let config = setup.config;
+    let registry = Registry::for_config(config);
+    let entry = registry.get(&config.inference.model)?;
+    let machine = crate::cli::this_machine();
+    let best = registry.recommended(machine);
+    let box_is = format!(
+        "{} cores, {}",
+        machine.cores,
+        crate::cli::human_size(machine.memory_bytes)
+    );
+    let instead = match best {
+        Some(b) if b.name != entry.name => {
+            format!(
+                "; {} suits this box: `inference.model = \"{}\"`",
+                b.name, b.name
+            )
+        }
+        _ => String::new(),
+    };
+    Some(match (entry.tools, entry.fit(machine)) {
+        (false, _) => advice(
+            "model fit",
+            false,
+            format!("{} cannot call tools (for tests only){instead}", entry.name),
+        ),
+        (true, Fit::Good) => advice(
+            "model fit",
+            true,
+            format!("{} suits this box ({box_is}){instead}", entry.name),
+        ),
+        (true, Fit::Slow) => advice(
+            "model fit",
+            false,
+            format!("{} will answer slowly on {box_is}{instead}", entry.name),
+        ),
+        (true, Fit::TooBig) => check(
+            "model fit",
+            false,
+            format!(
+                "{} does not fit in {box_is} beside Hermit and the homeserver{instead}",
+                entry.name
+            ),
+        ),
+    })
 }
 
 /// Voice: off, or the speech worker started in its sandbox and loaded its

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use hermit::models::{ModelStatus, Registry};
+use hermit::models::{Fit, ModelStatus, Registry};
 
 use super::args::ModelsCommand;
 use super::{Global, human_size};
@@ -30,7 +30,8 @@ fn list(global: &Global, json: bool) -> anyhow::Result<()> {
                     "license": m.license, "file": reg.path_of(m),
                     "size": m.size, "sha256": m.sha256, "status": status_word(s),
                     "default": m.name == config.inference.model, "source": m.source(),
-                    "upstream": m.upstream,
+                    "upstream": m.upstream, "tools": m.tools, "agent_suite": m.agent_suite,
+                    "fit": (m.role == "chat").then(|| format!("{:?}", m.fit(crate::cli::this_machine())).to_lowercase()),
                 })
             })
             .collect();
@@ -60,6 +61,36 @@ fn list(global: &Global, json: bool) -> anyhow::Result<()> {
     println!(
         "\n* the configured model. Fetch a missing one with `hermit models pull NAME` or scripts/fetch-models."
     );
+    let machine = crate::cli::this_machine();
+    println!(
+        "\nThis box: {} cores, {} of memory.",
+        machine.cores,
+        human_size(machine.memory_bytes)
+    );
+    for m in reg
+        .models
+        .iter()
+        .filter(|m| m.role == "chat" && m.part_of.is_none())
+    {
+        let fit = match (m.tools, m.fit(machine)) {
+            (false, _) => "no tools: for tests only",
+            (true, Fit::Good) => "fits",
+            (true, Fit::Slow) => "fits, but answers slowly on this many cores",
+            (true, Fit::TooBig) => "too big for this memory",
+        };
+        let suite = m
+            .agent_suite
+            .as_deref()
+            .map(|s| format!("; task suite: {s}"))
+            .unwrap_or_default();
+        println!("  {:<22} {fit}{suite}", m.name);
+    }
+    if let Some(best) = reg.recommended(machine) {
+        println!(
+            "Recommended here: {} (set `inference.model = \"{}\"`; `hermit bench agent --model NAME` measures any of them).",
+            best.name, best.name
+        );
+    }
     Ok(())
 }
 

@@ -360,14 +360,17 @@ impl<'m> Worker<'m> {
         }
     }
 
-    fn sampler(&self, grammar: Option<&str>) -> Result<LlamaSampler, InferenceError> {
+    fn sampler(&self, grammar: Option<&str>, forced: bool) -> Result<LlamaSampler, InferenceError> {
         let mut chain = Vec::new();
         if let Some(g) = grammar {
-            // Lazy: only once the model opens a tool call.
-            chain.push(
+            // Lazy: only once the model opens a tool call; forced: from the
+            // first token.
+            let sampler = if forced {
+                LlamaSampler::grammar(self.llama, g, "root")
+            } else {
                 LlamaSampler::grammar_lazy(self.llama, g, "root", super::tool_call_triggers(), &[])
-                    .map_err(|e| InferenceError::Grammar(e.to_string()))?,
-            );
+            };
+            chain.push(sampler.map_err(|e| InferenceError::Grammar(e.to_string()))?);
         }
         let s = &self.settings.sampling;
         if s.temperature <= 0.0 {
@@ -419,7 +422,7 @@ impl<'m> Worker<'m> {
         let reply_budget = max_tokens.min(n_ctx / 4);
         let (prompt, dropped) =
             self.fit_prompt(&request.messages, request.tools.as_ref(), reply_budget)?;
-        let mut sampler = self.sampler(request.grammar.as_deref())?;
+        let mut sampler = self.sampler(request.grammar.as_deref(), request.force_tool_call)?;
         let batch_size = self.settings.batch_tokens as usize;
         let i = self.slot(request.conversation)?;
         if self.slots[i].cached.is_empty() {

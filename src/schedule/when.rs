@@ -244,8 +244,110 @@ pub fn names_a_day(text: &str) -> bool {
     })
 }
 
+/// French time words as the English ones this parser reads: "demain à
+/// 9h" is "tomorrow at 9h", "dans deux heures" "in two hours", "lundi
+/// prochain à 10h" "monday next at 10h", "ce soir" "tonight".
+fn french_to_english(lower: &str) -> String {
+    // Phrases first, then words (whole words only).
+    let mut s = format!(" {lower} ");
+    for (from, to) in [
+        ("après-demain", "the day after tomorrow"),
+        ("apres-demain", "the day after tomorrow"),
+        ("après demain", "the day after tomorrow"),
+        ("aujourd'hui", "today"),
+        ("ce soir", "tonight"),
+        ("cette nuit", "tonight"),
+        ("cet après-midi", "afternoon"),
+        ("cet apres-midi", "afternoon"),
+        ("ce matin", "morning"),
+        ("une demi-heure", "half an hour"),
+        ("demi-heure", "half an hour"),
+        ("du matin", "am"),
+        ("du soir", "pm"),
+        ("de l'après-midi", "pm"),
+        ("de l'apres-midi", "pm"),
+        ("après-midi", "afternoon"),
+        ("apres-midi", "afternoon"),
+        ("1er", "1"),
+    ] {
+        s = s.replace(from, to);
+    }
+    const WORDS: &[(&str, &str)] = &[
+        ("demain", "tomorrow"),
+        ("dans", "in"),
+        ("à", "at"),
+        ("vers", "around"),
+        ("le", "the"),
+        ("la", "the"),
+        ("de", "of"),
+        ("du", "of"),
+        ("prochain", "next"),
+        ("prochaine", "next"),
+        ("matin", "morning"),
+        ("soir", "evening"),
+        ("midi", "noon"),
+        ("minuit", "midnight"),
+        ("heure", "hour"),
+        ("heures", "hours"),
+        ("jour", "day"),
+        ("jours", "days"),
+        ("semaine", "week"),
+        ("semaines", "weeks"),
+        ("un", "a"),
+        ("une", "a"),
+        ("deux", "two"),
+        ("trois", "three"),
+        ("quatre", "four"),
+        ("cinq", "five"),
+        ("six", "six"),
+        ("sept", "seven"),
+        ("huit", "eight"),
+        ("neuf", "nine"),
+        ("dix", "ten"),
+        ("onze", "eleven"),
+        ("douze", "twelve"),
+        ("quinze", "fifteen"),
+        ("vingt", "twenty"),
+        ("trente", "thirty"),
+        ("lundi", "monday"),
+        ("mardi", "tuesday"),
+        ("mercredi", "wednesday"),
+        ("jeudi", "thursday"),
+        ("vendredi", "friday"),
+        ("samedi", "saturday"),
+        ("dimanche", "sunday"),
+        ("janvier", "january"),
+        ("février", "february"),
+        ("fevrier", "february"),
+        ("mars", "march"),
+        ("avril", "april"),
+        ("mai", "may"),
+        ("juin", "june"),
+        ("juillet", "july"),
+        ("août", "august"),
+        ("aout", "august"),
+        ("septembre", "september"),
+        ("octobre", "october"),
+        ("novembre", "november"),
+        ("décembre", "december"),
+        ("decembre", "december"),
+    ];
+    s.split(' ')
+        .map(|w| {
+            WORDS
+                .iter()
+                .find(|(fr, _)| *fr == w)
+                .map_or(w, |(_, en)| *en)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_string()
+}
+
 fn parts(raw: &str) -> Result<Parsed, String> {
     let lower = raw.to_lowercase().replace(['’', '`'], "'");
+    let lower = french_to_english(&lower);
     // "6 pm" → "6pm", "9 a.m." → "9am".
     let lower = lower.replace("a.m.", "am").replace("p.m.", "pm");
     let cleaned: String = lower
@@ -628,6 +730,31 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    /// French, as the owner says it (Wednesday 25 November, 19:40).
+    #[test]
+    fn french_phrasings() {
+        let cases = [
+            ("demain à 9h", "Thu 2026-11-26 09:00"),
+            ("demain à 10h30", "Thu 2026-11-26 10:30"),
+            ("demain matin", "Thu 2026-11-26 09:00"),
+            ("ce soir à 20h", "Wed 2026-11-25 20:00"),
+            ("dans deux heures", "Wed 2026-11-25 21:40"),
+            ("dans 10 minutes", "Wed 2026-11-25 19:50"),
+            ("dans une demi-heure", "Wed 2026-11-25 20:10"),
+            ("dans 3 jours", "Sat 2026-11-28 19:40"),
+            ("lundi prochain à 10h", "Mon 2026-11-30 10:00"),
+            ("vendredi soir", "Fri 2026-11-27 18:00"),
+            ("après-demain à 7h", "Fri 2026-11-27 07:00"),
+            ("le 3 décembre à 18h", "Thu 2026-12-03 18:00"),
+            ("demain à 8h du soir", "Thu 2026-11-26 20:00"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(at(text), want, "{text}");
+        }
+        // English is untouched by the French words.
+        assert_eq!(at("in a week"), "Wed 2026-12-02 19:40");
     }
 
     #[test]

@@ -31,8 +31,11 @@ impl Tool for Notes {
     }
 
     fn effects(&self, args: &Value) -> Vec<Effect> {
+        // Notes are the person's own, in Hermit's memory (not the
+        // workspace): writing one is like `remember`, and does not ask
+        // (in a tainted turn it asks, as every effect beyond read does).
         match arg_str(args, "action") {
-            Some("create") | Some("append") => vec![Effect::Write],
+            Some("create") | Some("append") => vec![Effect::Remember],
             _ => vec![Effect::Read],
         }
     }

@@ -331,6 +331,125 @@ impl Tool for Cancel {
     }
 }
 
+pub struct Briefing;
+
+impl Tool for Briefing {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "briefing",
+            description: "Turn the user's morning briefing on at a time of day (\"07:30\"), or off (\"off\"): a summary of the day's reminders, open items and watched things, sent each morning.",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "at": {"type": "string", "description": "A time of day like 07:30, or off", "maxLength": 20}
+                },
+                "required": ["at"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn effects(&self, _args: &Value) -> Vec<Effect> {
+        vec![Effect::Remember]
+    }
+
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        let failed = |e: String| ToolError::failed("briefing", e);
+        let said = arg_str(args, "at")
+            .unwrap_or_default()
+            .trim()
+            .to_lowercase();
+        let at = match said.as_str() {
+            "off" | "stop" | "none" | "no" | "non" | "arrêt" | "" => None,
+            t => Some(crate::schedule::when::clock_of_day(t).ok_or_else(|| {
+                failed(format!(
+                    "{t:?} is not a time of day: give one like 07:30, or off"
+                ))
+            })?),
+        };
+        let room = meta.room();
+        if at.is_some() && room.is_none() {
+            return Err(failed(
+                "a briefing is sent in a Matrix room: ask for it there (or with `!briefing 07:30`)"
+                    .into(),
+            ));
+        }
+        let set = store(ctx, "briefing")?
+            .set_briefing(meta.principal_key(), room.as_deref(), at, &ctx.timezone)
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(ToolOutput {
+            ok: true,
+            content: match set {
+                Some(b) => format!("Morning briefing on: {}, in this room.", b.when()),
+                None => "Morning briefing off.".into(),
+            },
+        })
+    }
+
+    fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
+        None
+    }
+}
+
+pub struct Watch;
+
+impl Tool for Watch {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "watch",
+            description: "Keep something in the user's morning briefing until they cancel it (\"the parcel from Lyon\").",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string", "description": "What to keep an eye on", "maxLength": 1000}
+                },
+                "required": ["text"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn effects(&self, _args: &Value) -> Vec<Effect> {
+        vec![Effect::Remember]
+    }
+
+    fn run_in(
+        &self,
+        ctx: &ToolContext,
+        args: &Value,
+        meta: &CallMeta,
+    ) -> Result<ToolOutput, ToolError> {
+        let text = arg_str(args, "text").unwrap_or_default().trim();
+        if text.is_empty() {
+            return Err(ToolError::failed("watch", "say what to watch"));
+        }
+        let r = store(ctx, "watch")?
+            .add_watch(
+                meta.principal_key(),
+                text,
+                &ctx.timezone,
+                meta.taint.as_deref(),
+            )
+            .map_err(|e| ToolError::failed("watch", e))?;
+        Ok(ToolOutput {
+            ok: true,
+            content: format!(
+                "Watching: {} (#{}). It will be in the morning briefing until it is cancelled.",
+                r.text, r.id
+            ),
+        })
+    }
+
+    fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

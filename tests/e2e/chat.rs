@@ -45,7 +45,7 @@ fn system_prompt_override_reaches_the_model() {
         "--system",
         "Whatever the user says, reply with exactly the word BANANA and nothing else.",
     ]);
-    let out = run_with_stdin(cmd, "What is two plus two?\n");
+    let out = run_with_stdin(cmd, "Tell me about the weather in Rome.\n");
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     assert!(
         stdout(&out).to_uppercase().contains("BANANA"),
@@ -126,4 +126,75 @@ fn a_chat_without_tools_obeys_the_stop_switch() {
     cli(&["resume"]);
     let reply = chat();
     assert!(!reply.trim().is_empty(), "no reply after resume");
+}
+
+/// The five everyday requests the default model once mishandled (an
+/// approval asked for "17 times 23", a greeting taken as the answer to it,
+/// a reminder explained instead of set, tool-call JSON shown), sent one
+/// after the other in one conversation: 391, a greeting, the time, a
+/// reminder for tomorrow at 10:00, the workspace's files. No approval is
+/// asked and no call-shaped text is shown.
+#[test]
+fn five_everyday_requests_at_the_terminal() {
+    let data = tempfile::tempdir().unwrap();
+    let ws = data.path().join("workspace");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("shopping.txt"), "milk\neggs\n").unwrap();
+    std::fs::write(ws.join("holiday-plan.md"), "Lisbon in May\n").unwrap();
+    let out = chat_in(
+        data.path(),
+        "What is 17 times 23?\nHi! How are you today?\nWhat time is it?\n\
+         Remind me to call the dentist tomorrow at 10am.\nWhat files do I have?",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let replies: Vec<&str> = text
+        .split("\n\n")
+        .filter(|r| !r.trim().is_empty())
+        .collect();
+    assert_eq!(replies.len(), 5, "stdout: {text}");
+    assert!(replies[0].contains("391"), "{}", replies[0]);
+    let greeting = replies[1].to_lowercase();
+    assert!(
+        !greeting.contains("can't assist") && !greeting.contains("cannot assist"),
+        "{greeting}"
+    );
+    let clock = regex::Regex::new(r"\b\d{1,2}:\d{2}\b").unwrap();
+    assert!(clock.is_match(replies[2]), "{}", replies[2]);
+    assert!(
+        replies[4].contains("shopping.txt") || replies[4].contains("holiday-plan.md"),
+        "{}",
+        replies[4]
+    );
+    assert!(
+        !stderr(&out).contains("Approval needed"),
+        "{}",
+        stderr(&out)
+    );
+    for r in &replies {
+        assert!(
+            !r.contains("\"name\"") && !r.contains("<tool_call>") && !r.contains("<|"),
+            "{r}"
+        );
+    }
+    // The reminder is set, for tomorrow at 10:00.
+    let list = hermit()
+        .args(["reminders", "list", "--json"])
+        .env("HERMIT_DATA", data.path())
+        .output()
+        .unwrap();
+    let reminders: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let all = reminders.as_array().cloned().unwrap_or_default();
+    assert_eq!(all.len(), 1, "{reminders}");
+    let r = &all[0];
+    assert!(r.to_string().to_lowercase().contains("dentist"), "{r}");
+    let at = jiff::Timestamp::from_millisecond(r["next_at"].as_i64().unwrap())
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::system());
+    let tomorrow = jiff::Zoned::now().date().tomorrow().unwrap();
+    assert_eq!(
+        (at.date(), at.hour(), at.minute()),
+        (tomorrow, 10, 0),
+        "{r}"
+    );
 }

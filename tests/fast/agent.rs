@@ -39,8 +39,9 @@ fn steps(
         seen.lock().unwrap().push(GenerateRequest {
             conversation: req.conversation,
             messages: req.messages.clone(),
-            tools: None,
+            tools: req.tools.clone(),
             grammar: None,
+            force_tool_call: req.force_tool_call,
             options: Default::default(),
         });
         ScriptedReply::Text(calls.get(results).cloned().unwrap_or_else(|| last.clone()))
@@ -241,11 +242,12 @@ fn an_approved_call_runs_once_exactly_as_approved() {
         std::fs::read_to_string(workspace.join("plan.txt")).unwrap(),
         "water the plants"
     );
-    // The model repeated the call: it did not run (nor ask) again.
+    // The model repeated the call: it did not run (nor ask) again, and
+    // the model was asked to answer without tools (this script cannot, so
+    // its call-shaped text is dropped with a sentence, never shown).
     let results = results(&events);
-    assert_eq!(results.len(), 2, "{results:?}");
-    assert!(!results[1].1 && results[1].2.contains("already made"));
-    assert_eq!(outcome.reply, "Written.");
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert!(!outcome.reply.contains('{'), "{}", outcome.reply);
     // The approval is spent: it cannot be used again, for this call or another.
     let hash = hermit::trust::approvals::binding(
         "write_file",
@@ -409,6 +411,7 @@ fn the_model_queue_serves_the_owner_first_and_members_in_turn() {
             messages: vec![hermit::inference::ChatMessage::new(Role::User, "hi")],
             tools: None,
             grammar: None,
+            force_tool_call: false,
             options: GenerateOptions {
                 who: Some(who.into()),
                 ..Default::default()
@@ -443,4 +446,136 @@ fn the_model_queue_serves_the_owner_first_and_members_in_turn() {
     assert_eq!(order[1], hermit::vocab::OWNER, "{order:?}");
     assert_eq!(order[2], "@quiet:box", "{order:?}");
     assert!(order[3..].iter().all(|w| w == "@busy:box"), "{order:?}");
+}
+
+/// The names of the tools a request offered.
+fn offered(req: &GenerateRequest) -> Vec<String> {
+    req.tools
+        .iter()
+        .flat_map(|t| t.as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The everyday requests the default model mishandled with every tool in
+/// front of it: each is offered only the tools it needs, a plain request
+/// must begin with a call, and small talk is offered none.
+#[test]
+fn each_message_is_offered_only_the_tools_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let tb = toolbox(dir.path(), &[]);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let agent = agent(
+        Engine::scripted(steps(
+            vec![call(
+                "calculate",
+                serde_json::json!({"expression": "17*23"}),
+            )],
+            "17 times 23 is 391.",
+            seen.clone(),
+        )),
+        tb,
+    );
+    let mut conv = Conversation::new("You are Hermit.");
+    let (outcome, events) = turn(&agent, &mut conv, "What is 17 times 23?", |_| {});
+    assert_eq!(outcome.reply, "17 times 23 is 391.");
+    let results = results(&events);
+    assert_eq!(results.len(), 1, "{events:?}");
+    assert!(results[0].1 && results[0].2.contains("391"), "{results:?}");
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(offered(&seen[0]), ["calculate"]);
+        assert!(
+            seen[0].force_tool_call,
+            "a plain request begins with a call"
+        );
+        // After the result the model answers freely.
+        assert!(!seen[1].force_tool_call);
+    }
+    for greeting in ["Hi! How are you today?", "Bonjour, ça va ?"] {
+        seen.lock().unwrap().clear();
+        let mut conv = Conversation::new("You are Hermit.");
+        turn(&agent, &mut conv, greeting, |_| {});
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen[0].tools.is_none(),
+            "{greeting}: {:?}",
+            offered(&seen[0])
+        );
+        assert!(!seen[0].force_tool_call);
+    }
+    // "What files do I have?" is offered the file tools, never the shell.
+    seen.lock().unwrap().clear();
+    let mut conv = Conversation::new("You are Hermit.");
+    turn(&agent, &mut conv, "What files do I have?", |_| {});
+    let tools = offered(&seen.lock().unwrap()[0]);
+    assert!(tools.contains(&"list_files".to_string()), "{tools:?}");
+    assert!(!tools.contains(&"shell".to_string()), "{tools:?}");
+}
+
+/// A call-shaped text is run (doubled braces, a bare object with more
+/// text after it) or dropped with a sentence: never shown, not even while
+/// it streams.
+#[test]
+fn call_shaped_text_is_run_or_dropped_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let tb = toolbox(dir.path(), &[]);
+    let doubled =
+        "{{\"name\": \"calculate\", \"arguments\": {\"expression\": \"17*23\"}}}".to_string();
+    let first = agent(
+        Engine::scripted(steps(
+            vec![doubled],
+            "It is 391.",
+            Arc::new(Mutex::new(Vec::new())),
+        )),
+        tb,
+    );
+    let mut conv = Conversation::new("You are Hermit.");
+    let (outcome, events) = turn(&first, &mut conv, "What is 17 times 23?", |_| {});
+    let shown: String = events
+        .iter()
+        .filter_map(|e| match e {
+            TurnEvent::Token(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shown, "It is 391.");
+    assert_eq!(outcome.reply, "It is 391.");
+    assert!(
+        results(&events)[0].1,
+        "the doubled-brace call ran: {events:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let tb = toolbox(dir.path(), &[]);
+    let broken = "Sure! {\"name\": \"remember\", \"arguments\": {\"fact\": \"lock code 4821\"";
+    let agent = agent(
+        Engine::scripted(steps(vec![], broken, Arc::new(Mutex::new(Vec::new())))),
+        tb,
+    );
+    let mut conv = Conversation::new("You are Hermit.");
+    let (outcome, events) = turn(
+        &agent,
+        &mut conv,
+        "Please remember this: my bicycle lock code is 4821.",
+        |_| {},
+    );
+    let shown: String = events
+        .iter()
+        .filter_map(|e| match e {
+            TurnEvent::Token(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !shown.contains('{') && !shown.contains("remember"),
+        "{shown}"
+    );
+    assert!(outcome.reply.starts_with("Sure!"), "{}", outcome.reply);
+    assert!(
+        outcome.reply.contains("nothing was done"),
+        "{}",
+        outcome.reply
+    );
+    assert_eq!(shown, outcome.reply);
 }

@@ -171,11 +171,14 @@ fn tools_list_names_every_tool_with_effects() {
             "notes",
             "fetch",
             "time",
+            "calculate",
             "remind",
             "schedule",
             "schedule_task",
             "reminders",
-            "cancel_reminder"
+            "cancel_reminder",
+            "briefing",
+            "watch"
         ]
     );
     assert_eq!(v[0]["effects"], serde_json::json!(["write", "exec"]));

@@ -361,3 +361,74 @@ fn a_non_loopback_homeserver_without_tls_is_refused() {
         common::stderr(&out)
     );
 }
+
+/// The five everyday requests, in the owner's encrypted DM with the default
+/// model and its tools, as a third-party client (matrix-sdk) sees them:
+/// 391, a greeting, the time, a reminder for tomorrow at 10:00, the
+/// workspace's files. No approval is asked, and neither the streamed parts
+/// nor the final replies ever show call-shaped text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_everyday_requests_in_a_matrix_dm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let ws = data.join("workspace");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("shopping.txt"), "milk\neggs\n").unwrap();
+    std::fs::write(ws.join("holiday-plan.md"), "Lisbon in May\n").unwrap();
+    let daemon = start_with_tools(&data, &[]);
+    let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
+    let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
+    let room = owner.client.create_dm(&bot).await.expect("DM created");
+    wait_joined(&room, &bot).await;
+    let mut replies = Vec::new();
+    for text in [
+        "What is 17 times 23?",
+        "Hi! How are you today?",
+        "What time is it?",
+        "Remind me to call the dentist tomorrow at 10am.",
+        "What files do I have?",
+    ] {
+        let asked = send_text(&room, text).await;
+        replies.push(wait_answered(&daemon, &asked).await);
+    }
+    assert!(replies[0].contains("391"), "{}", replies[0]);
+    let greeting = replies[1].to_lowercase();
+    assert!(!greeting.contains("assist with that"), "{greeting}");
+    let clock = regex::Regex::new(r"\b\d{1,2}:\d{2}\b").unwrap();
+    assert!(clock.is_match(&replies[2]), "{}", replies[2]);
+    assert!(
+        replies[4].contains("shopping.txt") || replies[4].contains("holiday-plan.md"),
+        "{}",
+        replies[4]
+    );
+    // Everything the owner's client saw, every edit of a streamed reply
+    // included.
+    for s in owner
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.sender == bot)
+    {
+        let body = s.replaces.as_ref().map_or(&s.body, |(_, b)| b);
+        assert!(!body.contains("Approval needed"), "{body}");
+        assert!(
+            !body.contains("\"name\"") && !body.contains("<tool_call>") && !body.contains("<|"),
+            "call-shaped text shown: {body}"
+        );
+    }
+    let store = hermit::reminders::Reminders::open(&data).unwrap();
+    let all = store.list(Some("owner"), false).unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(all[0].text.to_lowercase().contains("dentist"), "{all:?}");
+    let at = jiff::Timestamp::from_millisecond(all[0].next_at.unwrap())
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::system());
+    let tomorrow = jiff::Zoned::now().date().tomorrow().unwrap();
+    assert_eq!(
+        (at.date(), at.hour(), at.minute()),
+        (tomorrow, 10, 0),
+        "{}",
+        all[0].when()
+    );
+}
