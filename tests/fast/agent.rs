@@ -84,7 +84,7 @@ fn agent(engine: Engine, tb: Toolbox) -> Agent {
 }
 
 /// What the person saw of the reply while it streamed.
-fn shown(events: &[TurnEvent]) -> String {
+fn streamed(events: &[TurnEvent]) -> String {
     events
         .iter()
         .filter_map(|e| match e {
@@ -293,7 +293,7 @@ fn a_tool_call_is_never_shown_as_text() {
     );
     let mut conv = Conversation::new("You are Hermit.");
     let (outcome, events) = turn(&agent, &mut conv, "what files do I have?", |_| {});
-    let shown = shown(&events);
+    let shown = streamed(&events);
     assert!(shown.contains("Let me check."), "{shown}");
     assert!(
         !shown.contains("tool_call") && !shown.contains("list_files") && !shown.contains('{'),
@@ -537,7 +537,7 @@ fn call_shaped_text_is_run_or_dropped_never_shown() {
     );
     let mut conv = Conversation::new("You are Hermit.");
     let (outcome, events) = turn(&first, &mut conv, "What is 17 times 23?", |_| {});
-    let shown = shown(&events);
+    let shown = streamed(&events);
     assert_eq!(shown, "It is 391.");
     assert_eq!(outcome.reply, "It is 391.");
     assert!(
@@ -559,7 +559,7 @@ fn call_shaped_text_is_run_or_dropped_never_shown() {
         "Please remember this: my bicycle lock code is 4821.",
         |_| {},
     );
-    let shown = shown(&events);
+    let shown = streamed(&events);
     assert!(
         !shown.contains('{') && !shown.contains("remember"),
         "{shown}"
