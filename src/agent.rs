@@ -514,7 +514,6 @@ impl Agent {
                     }
                     Step::Executed(waited, ok, content, origin) => {
                         started += waited.unwrap_or_default();
-                        conv.ran.push(call.clone());
                         ran_now.push(call.clone());
                         (ok, content, origin)
                     }

@@ -11,7 +11,6 @@ use crate::inference::{
     ChatMessage, Engine, GenerateOptions, GenerateRequest, Generation, GenerationStats,
     InferenceError, Role,
 };
-use crate::tools::ToolCall;
 use crate::vocab::{Origin, Principal, fence};
 
 static NEXT_CONVERSATION: AtomicU64 = AtomicU64::new(1);
@@ -32,8 +31,6 @@ pub struct Conversation {
     /// The first untrusted source that entered this conversation; it
     /// stays tainted until a new conversation starts.
     pub taint: Option<String>,
-    /// The tool calls that ran in this conversation.
-    pub(super) ran: Vec<ToolCall>,
     /// Facts the principal pinned: in the system prompt, so context
     /// trimming never drops them.
     pub(super) pinned: Vec<String>,
@@ -60,7 +57,6 @@ impl Conversation {
             key: format!("local:{}:{id}", std::process::id()),
             place: "local".into(),
             taint: None,
-            ran: Vec::new(),
             pinned: Vec::new(),
             recalled: Default::default(),
             grants: Vec::new(),
