@@ -15,6 +15,7 @@ mod conversation;
 mod gate;
 mod parse;
 pub mod route;
+mod settle;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -68,6 +69,11 @@ pub struct TurnOutcome {
     /// What the turn's generations cost.
     #[serde(default)]
     pub usage: Usage,
+    /// The turn ended asking the owner's approval of a call (this
+    /// request's code), without waiting for it
+    /// ([`Conversation::defer_approvals`]).
+    #[serde(default)]
+    pub awaiting: Option<String>,
 }
 
 /// What a turn's generations cost, all of them together.
@@ -255,34 +261,45 @@ impl Agent {
         let outcome = self
             .turn_inner(conv, user_text, origin, on_event, cancel, true)
             .await?;
-        if !outcome.reply.trim().is_empty() {
-            let (key, place, reply) = (
-                conv.key.clone(),
-                conv.place.clone(),
-                outcome.reply.trim().to_string(),
-            );
-            // Untrusted text this turn read, other people's words in a
-            // shared room included.
-            let origin = conv.taint_for(&principal.id, &self.owner_id());
-            let kept = tokio::task::spawn_blocking(move || {
-                memory.record_message(&crate::memory::NewMessage {
-                    conversation: &key,
-                    principal: &who,
-                    sender: "hermit",
-                    room: (place != "local").then_some(place.as_str()),
-                    role: "assistant",
-                    // A reply written after reading untrusted text keeps
-                    // the label of that source.
-                    origin: origin.as_deref(),
-                    body: &reply,
-                })
-            })
-            .await;
-            if !matches!(kept, Ok(Ok(_))) {
-                tracing::warn!("memory: the reply could not be kept");
-            }
-        }
+        self.keep_reply(conv, &principal, &outcome.reply).await;
         Ok(outcome)
+    }
+
+    /// Keeps a reply in memory (with the label of the untrusted text the
+    /// conversation read, if any), when there is memory.
+    async fn keep_reply(&self, conv: &Conversation, principal: &Principal, reply: &str) {
+        let Some(memory) = self.memory.clone() else {
+            return;
+        };
+        if reply.trim().is_empty() {
+            return;
+        }
+        let who = crate::memory::principal_key(principal);
+        let (key, place, reply) = (
+            conv.key.clone(),
+            conv.place.clone(),
+            reply.trim().to_string(),
+        );
+        // Untrusted text this turn read, other people's words in a
+        // shared room included.
+        let origin = conv.taint_for(&principal.id, &self.owner_id());
+        let kept = tokio::task::spawn_blocking(move || {
+            memory.record_message(&crate::memory::NewMessage {
+                conversation: &key,
+                principal: &who,
+                sender: "hermit",
+                room: (place != "local").then_some(place.as_str()),
+                role: "assistant",
+                // A reply written after reading untrusted text keeps
+                // the label of that source.
+                origin: origin.as_deref(),
+                body: &reply,
+            })
+        })
+        .await;
+        if !matches!(kept, Ok(Ok(_))) {
+            tracing::warn!("memory: the reply could not be kept");
+        }
     }
 
     /// The owner's id (empty without a trust layer: a local chat).
@@ -327,13 +344,12 @@ impl Agent {
         conv: &mut Conversation,
         user_text: &str,
         origin: Option<Origin>,
-        mut on_event: impl FnMut(TurnEvent),
+        on_event: impl FnMut(TurnEvent),
         cancel: Arc<AtomicBool>,
         tools: bool,
     ) -> Result<TurnOutcome, InferenceError> {
-        let mut started = Instant::now();
-        let turn_started = started;
-        let mut usage = Usage::default();
+        let started = Instant::now();
+        let usage = Usage::default();
         let _registered = self.trust.as_ref().map(|t| t.halt.register(cancel.clone()));
         if let Some(trust) = &self.trust
             && let Some(by) = trust.halt.halted_by()
@@ -347,6 +363,7 @@ impl Agent {
                     "Hermit is stopped (by {by}); nothing runs until the owner sends !resume"
                 )),
                 usage,
+                awaiting: None,
             });
         }
         let principal = self.principal_of(conv);
@@ -356,7 +373,7 @@ impl Agent {
         );
         // The tools this message is offered, and whether its first step
         // must be a call (see [`route`]).
-        let (offer, mut forced) = match self.catalog.as_ref().filter(|_| tools) {
+        let (offer, forced) = match self.catalog.as_ref().filter(|_| tools) {
             Some(catalog) => {
                 let route = route::route(user_text);
                 for t in &route.tools {
@@ -377,10 +394,47 @@ impl Agent {
             }
             None => (None, None),
         };
-        let mut tool_calls = 0usize;
-        // Calls that ran in this turn: a small model tends to repeat one
-        // whose result it already has.
-        let mut ran_now: Vec<ToolCall> = Vec::new();
+        self.drive(
+            conv,
+            &principal,
+            Drive {
+                offer,
+                forced,
+                tools,
+                ran_now: Vec::new(),
+                tool_calls: 0,
+                started,
+                usage,
+            },
+            on_event,
+            cancel,
+        )
+        .await
+    }
+
+    /// Generates until the model answers (running the calls it makes on
+    /// the way): the rest of a turn.
+    async fn drive(
+        &self,
+        conv: &mut Conversation,
+        principal: &Principal,
+        state: Drive,
+        mut on_event: impl FnMut(TurnEvent),
+        cancel: Arc<AtomicBool>,
+    ) -> Result<TurnOutcome, InferenceError> {
+        let Drive {
+            offer,
+            mut forced,
+            tools,
+            // Calls that ran in this turn: a small model tends to repeat
+            // one whose result it already has.
+            mut ran_now,
+            mut tool_calls,
+            mut started,
+            mut usage,
+        } = state;
+        let principal = principal.clone();
+        let turn_started = started;
         // After a repeated call, the model answers without tools.
         let mut answer_only = false;
         loop {
@@ -414,6 +468,7 @@ impl Agent {
                                 self.turn_timeout.as_secs()
                             )),
                             usage,
+                            awaiting: None,
                         });
                     }
                     Ok(Some(GenerationEvent::Token(t))) => {
@@ -458,6 +513,7 @@ impl Agent {
                     cancelled,
                     limited: None,
                     usage,
+                    awaiting: None,
                 });
             };
             if tool_calls as u32 >= self.max_tool_steps {
@@ -472,6 +528,7 @@ impl Agent {
                         self.max_tool_steps
                     )),
                     usage,
+                    awaiting: None,
                 });
             }
             // Small models tend to repeat a call whose result they already
@@ -517,6 +574,36 @@ impl Agent {
                         ran_now.push(call.clone());
                         (ok, content, origin)
                     }
+                    Step::Deferred(code) => {
+                        // The call's answer, for now: it waits. The turn
+                        // ends here; `settle` goes on when it is decided.
+                        conv.push_from(
+                            ChatMessage::new(
+                                Role::Tool,
+                                format!(
+                                    "not run yet: it waits for the owner's approval (request {code}); \
+                                     it runs only if the owner approves it"
+                                ),
+                            ),
+                            Origin::Assistant,
+                        );
+                        let mut reply = before.trim().to_string();
+                        if !reply.is_empty() {
+                            reply.push_str("\n\n");
+                        }
+                        reply.push_str(&awaiting_sentence(&code, principal.is_owner()));
+                        on_event(TurnEvent::Token(reply[before.trim().len()..].to_string()));
+                        conv.finish_turn(&reply);
+                        return Ok(TurnOutcome {
+                            reply,
+                            tool_calls,
+                            stats: Some(stats),
+                            cancelled: false,
+                            limited: None,
+                            usage,
+                            awaiting: Some(code),
+                        });
+                    }
                     Step::Cancelled => {
                         // Every call in the history has its answer.
                         conv.push_from(
@@ -531,6 +618,7 @@ impl Agent {
                             cancelled: true,
                             limited: None,
                             usage,
+                            awaiting: None,
                         });
                     }
                 }
@@ -544,6 +632,32 @@ impl Agent {
             conv.push_from(ChatMessage::new(Role::Tool, content), origin);
         }
     }
+}
+
+/// What a turn that asked the owner, without waiting, says.
+fn awaiting_sentence(code: &str, for_owner: bool) -> String {
+    if for_owner {
+        format!(
+            "This needs your approval first (request `{code}`): it runs once you approve it. \
+             Meanwhile, ask me anything else."
+        )
+    } else {
+        format!(
+            "This needs the owner's approval first (request `{code}`): it runs once they approve it. \
+             Meanwhile, ask me anything else."
+        )
+    }
+}
+
+/// Where a turn's generations stand ([`Agent::drive`]).
+struct Drive {
+    offer: Option<ToolOffer>,
+    forced: Option<String>,
+    tools: bool,
+    ran_now: Vec<ToolCall>,
+    tool_calls: usize,
+    started: Instant,
+    usage: Usage,
 }
 
 /// Every tool's definition, and the offers and grammars built from them

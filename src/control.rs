@@ -9,7 +9,13 @@
 //! "data": "..."}`); `{"op": "cancel"}` stops the turn in progress;
 //! `{"op": "new"}` starts a fresh conversation; `{"op": "approve", "code":
 //! "..."}` and `{"op": "deny", "code": "..."}` decide an approval request
-//! (also during a turn: the one waiting for it); `{"op": "stop_all"}` and
+//! (also during a turn). A turn that needs the owner's approval ends
+//! asking (its `done` has `awaiting`: the request's code); deciding that
+//! request on the same connection settles it there: `decided` (or
+//! `refused`), the events of the approved call and its follow-up, then
+//! `done`. A request decided elsewhere (`hermit approvals`) is settled
+//! before the next `chat`, as events then `{"event": "settled", "data":
+//! TurnOutcome}`. `{"op": "stop_all"}` and
 //! `{"op": "resume"}` work the stop switch. One connection is one
 //! conversation. The peer is the daemon's own Unix user, that is, the
 //! owner at the box.
@@ -178,17 +184,31 @@ impl Server {
     }
 
     async fn session(&self, stream: UnixStream) -> anyhow::Result<()> {
-        let mut conversation = Conversation::new(self.agent_system_prompt());
-        let result = self.converse(stream, &mut conversation).await;
-        // However the session ended, its KV cache is given back.
+        let mut conversation = self.conversation();
+        let mut asked = Vec::new();
+        let result = self.converse(stream, &mut conversation, &mut asked).await;
+        // However the session ended, its KV cache is given back, and what
+        // it asked the owner can no longer run.
         self.agent.forget(&conversation);
+        for code in &asked {
+            self.trust.approvals.cancel(code);
+        }
         result
+    }
+
+    /// A new conversation: a request for the owner does not hold it.
+    fn conversation(&self) -> Conversation {
+        let mut c = Conversation::new(self.agent_system_prompt());
+        c.defer_approvals = true;
+        c
     }
 
     async fn converse(
         &self,
         stream: UnixStream,
         conversation: &mut Conversation,
+        // Requests this conversation's turns asked about without waiting.
+        asked: &mut Vec<String>,
     ) -> anyhow::Result<()> {
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
@@ -209,17 +229,33 @@ impl Server {
                 Request::Status => send(&mut write, &self.status()).await?,
                 Request::New => {
                     self.agent.forget(conversation);
-                    *conversation = Conversation::new(self.agent_system_prompt());
+                    *conversation = self.conversation();
+                    asked.clear();
                     send(&mut write, &serde_json::json!({"event": "new"})).await?;
                 }
                 Request::Cancel => {}
                 Request::Approve { code } => {
-                    let r = self.decide(&code, true);
-                    send(&mut write, &r).await?;
+                    if !self
+                        .decide_and_settle(&code, true, asked, conversation, &mut lines, &mut write)
+                        .await?
+                    {
+                        return Ok(());
+                    }
                 }
                 Request::Deny { code } => {
-                    let r = self.decide(&code, false);
-                    send(&mut write, &r).await?;
+                    if !self
+                        .decide_and_settle(
+                            &code,
+                            false,
+                            asked,
+                            conversation,
+                            &mut lines,
+                            &mut write,
+                        )
+                        .await?
+                    {
+                        return Ok(());
+                    }
                 }
                 Request::StopAll => {
                     let r = self.stop_all();
@@ -240,8 +276,43 @@ impl Server {
                     send(&mut write, &r).await?;
                 }
                 Request::Chat { text } => {
+                    // Requests decided elsewhere meanwhile (`hermit
+                    // approvals`, a stop) are settled first.
+                    let decided: Vec<String> = asked
+                        .iter()
+                        .filter(|c| {
+                            self.trust
+                                .approvals
+                                .get(c)
+                                .is_none_or(|r| r.status != "pending")
+                        })
+                        .cloned()
+                        .collect();
+                    for code in decided {
+                        asked.retain(|c| c != &code);
+                        let cancel = Arc::new(AtomicBool::new(false));
+                        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
+                        let settle = self.agent.settle(
+                            conversation,
+                            &code,
+                            move |ev| {
+                                let _ = tx.send(ev);
+                            },
+                            cancel.clone(),
+                        );
+                        let Some(outcome) =
+                            stream_turn(settle, rx, &mut lines, &mut write, &cancel, self).await?
+                        else {
+                            return Ok(());
+                        };
+                        let settled = match outcome {
+                            Ok(o) => serde_json::json!({"event": "settled", "data": o}),
+                            Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),
+                        };
+                        send(&mut write, &settled).await?;
+                    }
                     let cancel = Arc::new(AtomicBool::new(false));
-                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
                     let turn = self.agent.turn(
                         conversation,
                         &text,
@@ -250,67 +321,57 @@ impl Server {
                         },
                         cancel.clone(),
                     );
-                    tokio::pin!(turn);
-                    let mut gone = false;
-                    let mut busy = 0usize;
-                    let outcome: Result<TurnOutcome, _> = loop {
-                        tokio::select! {
-                            o = &mut turn => break o,
-                            Some(ev) = rx.recv(), if !gone => {
-                                if send(&mut write, &ev).await.is_err() {
-                                    gone = true;
-                                    cancel.store(true, Ordering::SeqCst);
-                                }
-                            }
-                            line = lines.next_line(), if !gone => match line {
-                                Ok(Some(l)) => match serde_json::from_str::<Request>(&l) {
-                                    Ok(Request::Cancel) => cancel.store(true, Ordering::SeqCst),
-                                    Ok(Request::Approve { code }) => {
-                                        let r = self.decide(&code, true);
-                                        let _ = send(&mut write, &r).await;
-                                    }
-                                    Ok(Request::Deny { code }) => {
-                                        let r = self.decide(&code, false);
-                                        let _ = send(&mut write, &r).await;
-                                    }
-                                    Ok(Request::StopAll) => {
-                                        let r = self.stop_all();
-                                        let _ = send(&mut write, &r).await;
-                                    }
-                                    // One turn at a time per connection.
-                                    _ => busy += 1,
-                                },
-                                // The client went away: stop generating for it.
-                                _ => {
-                                    gone = true;
-                                    cancel.store(true, Ordering::SeqCst);
-                                }
-                            },
-                        }
-                    };
-                    if gone {
+                    let Some(outcome) =
+                        stream_turn(turn, rx, &mut lines, &mut write, &cancel, self).await?
+                    else {
                         return Ok(());
-                    }
-                    while let Ok(ev) = rx.try_recv() {
-                        send(&mut write, &ev).await?;
-                    }
-                    for _ in 0..busy {
-                        let msg = "busy: one turn at a time per connection";
-                        send(
-                            &mut write,
-                            &serde_json::json!({"event": "error", "data": msg}),
-                        )
-                        .await?;
-                    }
-                    let done = match outcome {
-                        Ok(o) => serde_json::json!({"event": "done", "data": o}),
-                        Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),
                     };
-                    send(&mut write, &done).await?;
+                    if let Ok(o) = &outcome
+                        && let Some(code) = &o.awaiting
+                    {
+                        asked.push(code.clone());
+                    }
+                    send(&mut write, &done(outcome)).await?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The owner's decision on `code`; one of this conversation's requests
+    /// is then settled here (the approved call runs, the follow-up
+    /// streams, `done` ends it). `false`: the client went away.
+    async fn decide_and_settle(
+        &self,
+        code: &str,
+        approve: bool,
+        asked: &mut Vec<String>,
+        conversation: &mut Conversation,
+        lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+        write: &mut tokio::net::unix::OwnedWriteHalf,
+    ) -> anyhow::Result<bool> {
+        let r = self.decide(code, approve);
+        send(write, &r).await?;
+        let code = code.trim().to_ascii_uppercase();
+        if !asked.contains(&code) {
+            return Ok(true);
+        }
+        asked.retain(|c| c != &code);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
+        let settle = self.agent.settle(
+            conversation,
+            &code,
+            move |ev| {
+                let _ = tx.send(ev);
+            },
+            cancel.clone(),
+        );
+        let Some(outcome) = stream_turn(settle, rx, lines, write, &cancel, self).await? else {
+            return Ok(false);
+        };
+        send(write, &done(outcome)).await?;
+        Ok(true)
     }
 
     /// The owner's decision, typed at the box.
@@ -334,6 +395,76 @@ impl Server {
     fn agent_system_prompt(&self) -> String {
         self.system_prompt.clone()
     }
+}
+
+/// What ends a turn on the socket.
+fn done(outcome: Result<TurnOutcome, crate::agent::InferenceError>) -> serde_json::Value {
+    match outcome {
+        Ok(o) => serde_json::json!({"event": "done", "data": o}),
+        Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),
+    }
+}
+
+/// Streams a turn's events to the client while it runs; meanwhile the
+/// client may cancel it, decide requests and stop everything. `None`:
+/// the client went away (the turn was cancelled).
+async fn stream_turn(
+    turn: impl std::future::Future<Output = Result<TurnOutcome, crate::agent::InferenceError>>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<TurnEvent>,
+    lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    cancel: &AtomicBool,
+    server: &Server,
+) -> anyhow::Result<Option<Result<TurnOutcome, crate::agent::InferenceError>>> {
+    tokio::pin!(turn);
+    let mut gone = false;
+    let mut busy = 0usize;
+    let outcome = loop {
+        tokio::select! {
+            o = &mut turn => break o,
+            Some(ev) = rx.recv(), if !gone => {
+                if send(write, &ev).await.is_err() {
+                    gone = true;
+                    cancel.store(true, Ordering::SeqCst);
+                }
+            }
+            line = lines.next_line(), if !gone => match line {
+                Ok(Some(l)) => match serde_json::from_str::<Request>(&l) {
+                    Ok(Request::Cancel) => cancel.store(true, Ordering::SeqCst),
+                    Ok(Request::Approve { code }) => {
+                        let r = server.decide(&code, true);
+                        let _ = send(write, &r).await;
+                    }
+                    Ok(Request::Deny { code }) => {
+                        let r = server.decide(&code, false);
+                        let _ = send(write, &r).await;
+                    }
+                    Ok(Request::StopAll) => {
+                        let r = server.stop_all();
+                        let _ = send(write, &r).await;
+                    }
+                    // One turn at a time per connection.
+                    _ => busy += 1,
+                },
+                // The client went away: stop generating for it.
+                _ => {
+                    gone = true;
+                    cancel.store(true, Ordering::SeqCst);
+                }
+            },
+        }
+    };
+    if gone {
+        return Ok(None);
+    }
+    while let Ok(ev) = rx.try_recv() {
+        send(write, &ev).await?;
+    }
+    for _ in 0..busy {
+        let msg = "busy: one turn at a time per connection";
+        send(write, &serde_json::json!({"event": "error", "data": msg})).await?;
+    }
+    Ok(Some(outcome))
 }
 
 /// Whether process `pid` shares the daemon's PID and user

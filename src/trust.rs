@@ -132,11 +132,13 @@ impl Trust {
     /// Returns how many turns and processes were stopped.
     pub fn stop(&self, by: &str, via: &str) -> anyhow::Result<(usize, usize)> {
         let (turns, processes) = self.halt.stop(by)?;
+        // A request asked without waiting does not outlive the stop.
+        let requests = self.approvals.cancel_all_open();
         tracing::warn!(%by, via, turns, processes, "stopped");
         self.audit.record(
             crate::vocab::AuditKind::Stop,
             by,
-            serde_json::json!({"turns": turns, "processes": processes, "via": via}),
+            serde_json::json!({"turns": turns, "processes": processes, "requests": requests, "via": via}),
         );
         Ok((turns, processes))
     }

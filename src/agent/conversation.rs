@@ -43,6 +43,12 @@ pub struct Conversation {
     /// stays offered for the rest of the conversation, so its prompt (and
     /// KV cache) does not change at every message.
     pub(super) offered: Vec<String>,
+    /// A call that needs the owner's approval does not hold the turn: the
+    /// turn ends saying so, the conversation goes on, and the call runs
+    /// when the owner approves it ([`super::Agent::settle`]). Off: the
+    /// turn waits for the decision (a scheduled task, which no one is
+    /// talking to).
+    pub defer_approvals: bool,
 }
 
 impl Conversation {
@@ -61,6 +67,7 @@ impl Conversation {
             recalled: Default::default(),
             grants: Vec::new(),
             offered: Vec::new(),
+            defer_approvals: false,
         }
     }
 

@@ -36,7 +36,6 @@ impl Agent {
             Ok(c) => c,
             Err(e) => return Ok(Step::Ran(false, format!("error: {e}"), Origin::Assistant)),
         };
-        let mut waited = None;
         match checked.decision.verdict {
             Verdict::Deny => {
                 return Ok(Step::Ran(
@@ -81,14 +80,18 @@ impl Agent {
                     code: code.clone(),
                     text,
                 });
+                if conv.defer_approvals {
+                    // The conversation goes on; the call runs if the owner
+                    // approves it later (`Agent::settle`).
+                    return Ok(Step::Deferred(code));
+                }
                 let asked = Instant::now();
                 let outcome = trust
                     .approvals
                     .wait(&code, cancel, || trust.halt.is_halted())
                     .await;
-                waited = Some(asked.elapsed());
-                let denied =
-                    |why: String| Ok(Step::Waited(asked.elapsed(), false, why, Origin::Assistant));
+                let waited = asked.elapsed();
+                let denied = |why: String| Ok(Step::Waited(waited, false, why, Origin::Assistant));
                 match outcome {
                     Outcome::Cancelled => return Ok(Step::Cancelled),
                     Outcome::Denied(by) => {
@@ -103,52 +106,90 @@ impl Agent {
                         );
                     }
                     Outcome::Approved(by) => {
-                        let hash = crate::trust::approvals::binding(
-                            &call.name,
-                            &call.arguments,
-                            &conv.key,
-                            &principal.id,
-                        );
-                        if !trust.approvals.consume(&code, &hash) {
-                            trust.audit.record(
-                                crate::vocab::AuditKind::ApprovalMismatch,
-                                &by,
-                                serde_json::json!({"code": code, "tool": call.name}),
-                            );
-                            return denied(
-                                "the approval does not match this exact call; it did not run"
-                                    .into(),
-                            );
-                        }
-                        // Fail-closed: no entry, no action.
-                        if let Err(e) = trust.audit.try_record(
-                            crate::vocab::AuditKind::ApprovalUsed,
-                            &by,
-                            serde_json::json!({"code": code, "tool": call.name}),
-                        ) {
-                            return denied(format!(
-                                "the audit log cannot be written ({e}); the call did not run"
-                            ));
-                        }
+                        return match self
+                            .run_approved(toolbox, conv, principal, call, &code, &by)
+                            .await?
+                        {
+                            Approved::Ran(ok, content, origin) => {
+                                Ok(Step::Executed(Some(waited), ok, content, origin))
+                            }
+                            Approved::NotRun(why) => denied(why),
+                            Approved::Stopped => Ok(Step::Cancelled),
+                        };
                     }
-                }
-                // Stopped while waiting: the approval does not outlive it.
-                if trust.halt.is_halted() {
-                    return Ok(Step::Cancelled);
                 }
             }
         }
+        Ok(match self.run_call(toolbox, conv, principal, call).await? {
+            Some((ok, content, origin)) => Step::Executed(None, ok, content, origin),
+            None => Step::Cancelled,
+        })
+    }
+
+    /// An approved call: its approval used (only if it is bound to this
+    /// very call, and only once), audited (fail-closed), and run.
+    pub(super) async fn run_approved(
+        &self,
+        toolbox: &Arc<Toolbox>,
+        conv: &Conversation,
+        principal: &Principal,
+        call: &ToolCall,
+        code: &str,
+        by: &str,
+    ) -> Result<Approved, InferenceError> {
+        let trust = &toolbox.trust;
+        let hash =
+            crate::trust::approvals::binding(&call.name, &call.arguments, &conv.key, &principal.id);
+        if !trust.approvals.consume(code, &hash) {
+            trust.audit.record(
+                crate::vocab::AuditKind::ApprovalMismatch,
+                by,
+                serde_json::json!({"code": code, "tool": call.name}),
+            );
+            return Ok(Approved::NotRun(
+                "the approval does not match this exact call; it did not run".into(),
+            ));
+        }
+        // Fail-closed: no entry, no action.
+        if let Err(e) = trust.audit.try_record(
+            crate::vocab::AuditKind::ApprovalUsed,
+            by,
+            serde_json::json!({"code": code, "tool": call.name}),
+        ) {
+            return Ok(Approved::NotRun(format!(
+                "the audit log cannot be written ({e}); the call did not run"
+            )));
+        }
+        // Stopped while waiting: the approval does not outlive it.
+        Ok(match self.run_call(toolbox, conv, principal, call).await? {
+            Some((ok, content, origin)) => Approved::Ran(ok, content, origin),
+            None => Approved::Stopped,
+        })
+    }
+
+    /// Runs a decided call in the sandbox, on a blocking thread: whether
+    /// it succeeded, what it returned (redacted if an error), and the
+    /// origin of that text.
+    async fn run_call(
+        &self,
+        toolbox: &Arc<Toolbox>,
+        conv: &Conversation,
+        principal: &Principal,
+        call: &ToolCall,
+    ) -> Result<Option<(bool, String, Origin)>, InferenceError> {
+        let trust = &toolbox.trust;
+        let taint = conv.taint_for(&principal.id, trust.owner());
         let origin = toolbox
             .get(&call.name)
             .and_then(|t| t.output_origin(&call.arguments))
             .unwrap_or(Origin::Assistant);
         if trust.halt.is_halted() {
-            return Ok(Step::Cancelled);
+            return Ok(None);
         }
         let for_tool = call.clone();
         let tb = toolbox.clone();
         let meta = crate::tools::CallMeta {
-            taint: ctx.taint.clone(),
+            taint,
             principal: Some(crate::memory::principal_key(principal)),
             conversation: Some(conv.key.clone()),
         };
@@ -165,8 +206,17 @@ impl Agent {
                 origin,
             ),
         };
-        Ok(Step::Executed(waited, ok, content, origin))
+        Ok(Some((ok, content, origin)))
     }
+}
+
+/// How an approved call ended.
+pub(super) enum Approved {
+    Ran(bool, String, Origin),
+    /// Not run: why, in Hermit's words.
+    NotRun(String),
+    /// Hermit was stopped meanwhile.
+    Stopped,
 }
 
 /// How a tool step ended.
@@ -177,5 +227,8 @@ pub(super) enum Step {
     Waited(Duration, bool, String, Origin),
     /// Ran (after waiting this long for the owner, if it asked).
     Executed(Option<Duration>, bool, String, Origin),
+    /// Asked the owner, and did not wait ([`Conversation::defer_approvals`]):
+    /// the request's code.
+    Deferred(String),
     Cancelled,
 }

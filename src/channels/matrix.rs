@@ -92,6 +92,23 @@ impl BotSettings {
     }
 }
 
+/// What a room's worker does, in order.
+#[derive(Debug)]
+enum Work {
+    /// Answer a message (an event ID in the journal).
+    Message(OwnedEventId),
+    /// A request asked in this room was decided: settle it.
+    Decided(String, Asked),
+}
+
+/// Where a request was asked.
+#[derive(Debug, Clone)]
+struct Asked {
+    room: OwnedRoomId,
+    /// The message whose turn asked.
+    event: OwnedEventId,
+}
+
 /// The running bot, shared by its tasks.
 pub struct Bot {
     client: Client,
@@ -99,7 +116,10 @@ pub struct Bot {
     agent: Arc<Agent>,
     trust: Arc<Trust>,
     journal: Journal,
-    rooms: Mutex<HashMap<OwnedRoomId, mpsc::UnboundedSender<OwnedEventId>>>,
+    rooms: Mutex<HashMap<OwnedRoomId, mpsc::UnboundedSender<Work>>>,
+    /// Requests turns asked the owner about without waiting, by code:
+    /// settled in their room once decided ([`Bot::watch_decisions`]).
+    deferred: Mutex<HashMap<String, Asked>>,
     started: Instant,
     /// The speech worker, when voice is on and its model present.
     voice: std::sync::OnceLock<Arc<crate::voice::Voice>>,
@@ -134,6 +154,11 @@ impl Bot {
 
     /// Hands an event to its room's worker (starting it if needed).
     fn dispatch(self: &Arc<Self>, room: OwnedRoomId, event: OwnedEventId) {
+        self.dispatch_work(room, Work::Message(event));
+    }
+
+    /// Hands work to a room's worker (starting it if needed).
+    fn dispatch_work(self: &Arc<Self>, room: OwnedRoomId, work: Work) {
         let mut rooms = self.rooms.lock().unwrap();
         let tx = rooms.entry(room.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -141,7 +166,34 @@ impl Bot {
             tokio::spawn(async move { bot.room_worker(room, rx).await });
             tx
         });
-        let _ = tx.send(event);
+        let _ = tx.send(work);
+    }
+
+    /// Hands each request a turn asked about without waiting to its
+    /// room's worker once it is decided: by a reaction or `!approve` in
+    /// Matrix, `hermit approvals` at the box, a stop, or its expiry. (The
+    /// database is read, so a decision by another process counts.)
+    async fn watch_decisions(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let codes: Vec<String> = self.deferred.lock().unwrap().keys().cloned().collect();
+            for code in codes {
+                let decided = self
+                    .trust
+                    .approvals
+                    .get(&code)
+                    .is_none_or(|r| r.status != "pending");
+                if !decided {
+                    continue;
+                }
+                let asked = self.deferred.lock().unwrap().remove(&code);
+                if let Some(asked) = asked {
+                    self.dispatch_work(asked.room.clone(), Work::Decided(code, asked));
+                }
+            }
+        }
     }
 
     /// The owner's direct chat with the bot: a joined direct room where

@@ -303,6 +303,44 @@ impl Approvals {
         }
     }
 
+    /// The request `code`, as it stands now (a pending one past its time
+    /// is marked expired first).
+    pub fn get(&self, code: &str) -> Option<Stored> {
+        let code = code.trim().to_ascii_uppercase();
+        let db = self.db();
+        let mut row = stored(&db, &code).ok().flatten()?;
+        if row.status == "pending" && row.expires_at <= now_ms() {
+            let _ = db.execute(
+                "UPDATE approvals SET status = 'expired' WHERE code = ?1 AND status = 'pending'",
+                [&code],
+            );
+            row.status = "expired".into();
+        }
+        Some(row)
+    }
+
+    /// Cancels one request not yet run; whether it was open.
+    pub fn cancel(&self, code: &str) -> bool {
+        self.db()
+            .execute(
+                "UPDATE approvals SET status = 'cancelled' WHERE code = ?1 AND status IN ('pending', 'approved')",
+                [code.trim().to_ascii_uppercase()],
+            )
+            .map(|n| n == 1)
+            .unwrap_or(false)
+    }
+
+    /// Cancels every request not yet run (pending, or approved and
+    /// unused): Hermit was stopped, and approvals do not outlive a stop.
+    pub fn cancel_all_open(&self) -> usize {
+        self.db()
+            .execute(
+                "UPDATE approvals SET status = 'cancelled' WHERE status IN ('pending', 'approved')",
+                [],
+            )
+            .unwrap_or(0)
+    }
+
     /// Requests left pending by a process that is gone can never run.
     pub fn expire_all_pending(&self) -> usize {
         self.db()

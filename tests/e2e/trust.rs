@@ -70,6 +70,27 @@ fn the_owner_approves_or_denies_the_models_call_at_the_terminal() {
 }
 
 #[test]
+fn at_the_terminal_a_request_waits_while_the_chat_goes_on() {
+    let b = DataDir::new();
+    let ask = "Create a file todo.txt with three items: buy milk, call mum, water the plants.";
+    // A line that is not a yes or a no is a new message, not a denial;
+    // the "y" after it still approves the waiting request.
+    let out = chat(&b, &[], &format!("{ask}\nWhat is 17 times 23?\ny\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    // The first reply says what waits; the second answers at once.
+    let waits = said.find("needs your approval").expect(&said);
+    let answered = said.find("391").expect(&said);
+    assert!(waits < answered, "{said}");
+    let todo = std::fs::read_to_string(b.data().join("workspace/todo.txt"))
+        .unwrap_or_else(|_| panic!("not written; {said}\n{}", stderr(&out)));
+    assert!(todo.contains("milk"), "{todo}");
+    let a = approvals(&b);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["status"], "used");
+}
+
+#[test]
 fn an_instruction_in_a_file_cannot_act_even_where_writes_are_allowed() {
     let b = DataDir::new();
     let ws = b.data().join("workspace");
@@ -97,7 +118,9 @@ fn an_instruction_in_a_file_cannot_act_even_where_writes_are_allowed() {
         stdout(&out)
     );
     for w in writes {
-        assert_eq!(w["status"], "denied");
+        // Denied, or cancelled when the chat ended (an input's last line
+        // may have been taken as a message that asked again): never run.
+        assert!(w["status"] == "denied" || w["status"] == "cancelled", "{w}");
         assert!(w["taint"].as_str().unwrap().contains("notes.txt"), "{w}");
     }
 }

@@ -572,3 +572,152 @@ fn call_shaped_text_is_run_or_dropped_never_shown() {
     );
     assert_eq!(shown, outcome.reply);
 }
+
+/// A scripted model for a conversation: a message asking to write gets
+/// the write call; a tool result gets "Done."; any other message gets a
+/// plain answer. Each request it was given is counted in `asked`.
+fn conversational(
+    asked: Arc<Mutex<usize>>,
+) -> impl Fn(&GenerateRequest) -> ScriptedReply + Send + 'static {
+    move |req: &GenerateRequest| {
+        *asked.lock().unwrap() += 1;
+        let last = req.messages.last().unwrap();
+        ScriptedReply::Text(match last.role {
+            Role::Tool => "Done: plan.txt is written.".into(),
+            _ if last.content.contains("write") => call(
+                "write_file",
+                serde_json::json!({"path": "plan.txt", "content": "water the plants"}),
+            ),
+            _ => "It is a fine day.".into(),
+        })
+    }
+}
+
+fn settle(agent: &Agent, conv: &mut Conversation, code: &str) -> (TurnOutcome, Vec<TurnEvent>) {
+    let mut events = Vec::new();
+    let outcome = rt()
+        .block_on(agent.settle(
+            conv,
+            code,
+            |e| events.push(e),
+            Arc::new(AtomicBool::new(false)),
+        ))
+        .unwrap();
+    (outcome, events)
+}
+
+#[test]
+fn a_request_for_the_owner_does_not_hold_the_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let tb = toolbox(dir.path(), &[]);
+    let workspace = tb.ctx.workspace.clone();
+    let trust = tb.trust.clone();
+    let asked = Arc::new(Mutex::new(0usize));
+    let agent = agent(Engine::scripted(conversational(asked.clone())), tb);
+    let status = |code: &str| trust.approvals.get(code).unwrap().status;
+    let mut conv = Conversation::new("You are Hermit.");
+    conv.defer_approvals = true;
+
+    // The write asks, and the turn ends at once saying so.
+    let (outcome, events) = turn(&agent, &mut conv, "write my plan to plan.txt", |_| {});
+    let code = outcome.awaiting.clone().expect("the turn asked");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, TurnEvent::Approval { code: c, .. } if *c == code)),
+        "{events:?}"
+    );
+    assert!(outcome.reply.contains(&code) && outcome.reply.contains("approv"));
+    assert_eq!(
+        streamed(&events),
+        outcome.reply,
+        "what was shown is the reply"
+    );
+    assert!(!workspace.join("plan.txt").exists());
+    assert_eq!(status(&code), "pending");
+
+    // A new message is answered while the request waits; it stays valid.
+    let (outcome, _) = turn(&agent, &mut conv, "How is the day looking?", |_| {});
+    assert_eq!(outcome.reply, "It is a fine day.");
+    assert!(outcome.awaiting.is_none());
+    assert_eq!(status(&code), "pending");
+    // Settling a request still undecided changes nothing.
+    let (outcome, _) = settle(&agent, &mut conv, &code);
+    assert!(outcome.reply.contains("still waits"), "{}", outcome.reply);
+    assert!(!workspace.join("plan.txt").exists());
+
+    // Another conversation cannot settle it, even approved.
+    trust.decide_at_box(&code, true, "test").unwrap();
+    let mut other = Conversation::new("You are Hermit.");
+    let (outcome, _) = settle(&agent, &mut other, &code);
+    assert!(
+        outcome.reply.contains("another conversation"),
+        "{}",
+        outcome.reply
+    );
+    assert!(!workspace.join("plan.txt").exists());
+    assert_eq!(
+        status(&code),
+        "approved",
+        "not used up by the wrong conversation"
+    );
+
+    // Approved later: the exact call runs, its result joins the
+    // conversation, and the model goes on from it.
+    let before = conv.messages().len();
+    let (outcome, events) = settle(&agent, &mut conv, &code);
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("plan.txt")).unwrap(),
+        "water the plants"
+    );
+    assert_eq!(outcome.reply, "Done: plan.txt is written.");
+    let results = results(&events);
+    assert_eq!(results.len(), 1, "{events:?}");
+    assert!(results[0].1, "{results:?}");
+    assert_eq!(status(&code), "used");
+    let added = &conv.messages()[before..];
+    assert!(
+        added.iter().any(|m| m.role == Role::Tool) && added.last().unwrap().role == Role::Assistant,
+        "{added:?}"
+    );
+    // Once only.
+    std::fs::remove_file(workspace.join("plan.txt")).unwrap();
+    let (outcome, _) = settle(&agent, &mut conv, &code);
+    assert!(outcome.reply.contains("already run"), "{}", outcome.reply);
+    assert!(!workspace.join("plan.txt").exists());
+
+    // Denied: said in Hermit's words, without asking the model.
+    let (outcome, _) = turn(&agent, &mut conv, "write it again", |_| {});
+    let denied = outcome.awaiting.clone().expect("asked again");
+    trust.decide_at_box(&denied, false, "test").unwrap();
+    let calls = *asked.lock().unwrap();
+    let (outcome, _) = settle(&agent, &mut conv, &denied);
+    assert!(
+        outcome.reply.contains("denied") && outcome.reply.contains("did not run"),
+        "{}",
+        outcome.reply
+    );
+    assert_eq!(*asked.lock().unwrap(), calls, "the model was not asked");
+    assert!(!workspace.join("plan.txt").exists());
+
+    // A stop cancels what waits; it does not run after a resume.
+    let (outcome, _) = turn(&agent, &mut conv, "write it once more", |_| {});
+    let stopped = outcome.awaiting.clone().expect("asked again");
+    trust.stop("test", "test").unwrap();
+    trust.resume("test", "test").unwrap();
+    assert_eq!(status(&stopped), "cancelled");
+    assert!(trust.decide_at_box(&stopped, true, "test").is_err());
+    let (outcome, _) = settle(&agent, &mut conv, &stopped);
+    assert!(outcome.reply.contains("cancelled"), "{}", outcome.reply);
+    assert!(!workspace.join("plan.txt").exists());
+
+    let kinds: Vec<String> = audit_kinds(dir.path())
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "approval.used").count(),
+        1,
+        "{kinds:?}"
+    );
+}

@@ -14,10 +14,10 @@ use matrix_sdk::RoomState;
 use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId};
 use tokio::sync::mpsc;
 
-use super::Bot;
 use super::inbound::Body;
 use super::journal::{Entry, Exchange, Status, Timings};
-use super::outgoing::{MAX_MESSAGE_TEXT, Outgoing, chunks, reply_notice};
+use super::outgoing::{MAX_MESSAGE_TEXT, Outgoing, chunks};
+use super::{Asked, Bot, Work};
 use crate::agent::{ChatMessage, Role};
 use crate::agent::{Conversation, TurnEvent};
 use crate::trust::audit::sha256_hex;
@@ -28,10 +28,22 @@ impl Bot {
     pub(super) async fn room_worker(
         self: Arc<Self>,
         room_id: OwnedRoomId,
-        mut events: mpsc::UnboundedReceiver<OwnedEventId>,
+        mut work: mpsc::UnboundedReceiver<Work>,
     ) {
         let mut conversation: Option<(i64, Conversation)> = None;
-        while let Some(event_id) = events.recv().await {
+        while let Some(work) = work.recv().await {
+            let event_id = match work {
+                Work::Message(event_id) => event_id,
+                Work::Decided(code, asked) => {
+                    if let Err(e) = self
+                        .settle(&room_id, &code, &asked, &mut conversation)
+                        .await
+                    {
+                        tracing::error!(room = %room_id, %code, error = %format!("{e:#}"), "could not settle an approval request");
+                    }
+                    continue;
+                }
+            };
             if let Err(e) = self.answer(&room_id, &event_id, &mut conversation).await {
                 let joined = self
                     .client
@@ -190,11 +202,10 @@ impl Bot {
                             // The owner decides in the owner's room: a
                             // member's request goes to the owner's direct
                             // chat with the bot, when there is one.
+                            // (The reply says it waits: the conversation
+                            // goes on meanwhile.)
                             let target = self.approval_room(&room, for_owner).await;
                             self.post_request(&target, &code, &request).await;
-                            if target.room_id() != room.room_id() {
-                                let _ = reply_notice(&room, "I asked the owner to approve this; I will go on when they answer.").await;
-                            }
                             continue;
                         }
                         _ => {}
@@ -238,6 +249,16 @@ impl Bot {
         });
         let (final_text, stats) = match outcome {
             Ok(o) => {
+                if let Some(code) = &o.awaiting {
+                    // Settled in this room once decided.
+                    self.deferred.lock().unwrap().insert(
+                        code.clone(),
+                        Asked {
+                            room: room_id.clone(),
+                            event: event_id.clone(),
+                        },
+                    );
+                }
                 let mut t = o.reply.trim().to_string();
                 if t.is_empty() {
                     t = text.trim().to_string();
@@ -255,6 +276,83 @@ impl Bot {
         reply.finish(&final_text).await?;
         let first = first_edit_at.unwrap_or_else(Instant::now);
         self.finish(event_id, &final_text, received, first, stats.as_ref())?;
+        Ok(())
+    }
+
+    /// A request a turn in this room asked about, now decided: the
+    /// approved call runs and the follow-up is posted here (a denied,
+    /// expired or cancelled one is said not to have run), and added to
+    /// the room's conversation and to the reply it belongs to.
+    async fn settle(
+        &self,
+        room_id: &OwnedRoomId,
+        code: &str,
+        asked: &Asked,
+        conversation: &mut Option<(i64, Conversation)>,
+    ) -> anyhow::Result<()> {
+        let Some(room) = self.client.get_room(room_id) else {
+            anyhow::bail!("the bot is not in this room");
+        };
+        let Some(row) = self.trust.approvals.get(code) else {
+            return Ok(());
+        };
+        let current = conversation
+            .as_mut()
+            .map(|(_, c)| c)
+            .filter(|c| c.key == row.conversation);
+        let text = match current {
+            // A `!new` came since: the request belonged to a conversation
+            // set aside, and does not run.
+            None => {
+                if self.trust.approvals.cancel(code) {
+                    format!(
+                        "Request `{code}` was asked before a `!new`: `{}` did not run.",
+                        row.tool
+                    )
+                } else {
+                    return Ok(());
+                }
+            }
+            Some(conv) => {
+                let typing = room.clone();
+                tokio::spawn(async move {
+                    let _ = typing.typing_notice(true).await;
+                });
+                let cancel = Arc::new(AtomicBool::new(false));
+                let outcome = self.agent.settle(conv, code, |_| {}, cancel).await;
+                let typing = room.clone();
+                tokio::spawn(async move {
+                    let _ = typing.typing_notice(false).await;
+                });
+                match outcome {
+                    Ok(o) => {
+                        let mut t = o.reply.trim().to_string();
+                        if let Some(why) = o.limited {
+                            t.push_str(&format!("\n\n_({why})_"));
+                        }
+                        if t.is_empty() {
+                            t = format!("(`{}` ran; no answer)", row.tool);
+                        }
+                        t
+                    }
+                    Err(e) => format!("Sorry, I could not go on after `{code}`: {e}"),
+                }
+            }
+        };
+        // The taint outlives a restart (the result may be untrusted text).
+        if let Some((e, c)) = conversation.as_ref()
+            && let Some(t) = &c.taint
+        {
+            let _ = self.journal.keep_taint(room_id.as_str(), *e, t);
+        }
+        self.send_once(
+            &room,
+            &text,
+            crate::proactive::Format::Markdown,
+            format!("hermit-settled-{code}"),
+        )
+        .await?;
+        self.journal.append_reply(asked.event.as_str(), &text)?;
         Ok(())
     }
 
@@ -290,6 +388,8 @@ impl Bot {
         let mut conv = Conversation::new(self.settings.system_prompt.clone());
         conv.key = format!("matrix:{room_id}:{epoch}");
         conv.place = room_id.to_string();
+        // A request for the owner does not hold the room.
+        conv.defer_approvals = true;
         conv.taint = self.journal.taint(room_id.as_str(), epoch)?;
         for Exchange {
             body,

@@ -331,6 +331,17 @@ impl Journal {
         Ok(())
     }
 
+    /// Adds to a recorded reply what came of it later (an approved call's
+    /// result): the conversation rebuilt after a restart has it.
+    pub fn append_reply(&self, event_id: &str, more: &str) -> rusqlite::Result<()> {
+        self.db().execute(
+            "UPDATE matrix_events SET reply = COALESCE(reply || char(10) || char(10), '') || ?2
+             WHERE event_id = ?1",
+            params![event_id, more],
+        )?;
+        Ok(())
+    }
+
     /// The room's conversation in force now, the message moved into it
     /// (a `!new` may have come after the message arrived).
     pub fn move_to_current(

@@ -133,13 +133,6 @@ impl Bot {
     }
 }
 
-/// A short notice in a room, not recorded anywhere else.
-pub(super) async fn reply_notice(room: &Room, text: &str) -> anyhow::Result<()> {
-    room.send(RoomMessageEventContent::notice_plain(text))
-        .await?;
-    Ok(())
-}
-
 /// `text` cut into parts of at most `max` bytes, at a line break when there
 /// is one, else at a character boundary. Never empty.
 pub(super) fn chunks(text: &str, max: usize) -> Vec<&str> {

@@ -126,6 +126,7 @@ impl Bot {
             trust,
             journal,
             rooms: Mutex::new(HashMap::new()),
+            deferred: Mutex::new(HashMap::new()),
             started: Instant::now(),
             voice: std::sync::OnceLock::new(),
         }))
@@ -148,6 +149,8 @@ impl Bot {
         }
         let keys = self.clone();
         tokio::spawn(async move { keys.retry_undecryptable().await });
+        let decisions = self.clone();
+        tokio::spawn(async move { decisions.watch_decisions().await });
         let mut backoff = Duration::from_secs(1);
         'sync: loop {
             let token = self.journal.sync_token()?;

@@ -109,11 +109,31 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
     assert_eq!(refusals, 2);
     let file = data.join("workspace/hello.txt");
     assert!(!file.exists(), "written without the owner's approval");
-    assert_eq!(daemon.journal(&ask).unwrap().0, "pending");
+    // The request does not hold the room: the asking turn ended saying it
+    // waits, and a new message is answered while it does.
+    let first = wait_answered(&daemon, &ask).await;
+    assert!(
+        first.contains(&code) && first.contains("needs your approval"),
+        "{first}"
+    );
+    let meanwhile = send_text(&room, "What is 17 times 23?").await;
+    let answer = wait_answered(&daemon, &meanwhile).await;
+    assert!(answer.contains("391"), "{answer}");
+    assert!(!file.exists());
 
-    // The owner's ✅: the call runs, once.
+    // The owner's ✅ later: the call runs, once, and what came of it is
+    // posted in the room and added to the conversation.
     react(&room, &request.id, "✅").await;
-    let reply = wait_answered(&daemon, &ask).await;
+    let reply = wait_settled(&daemon, &ask).await;
+    owner
+        .wait_for("the follow-up in the room", |seen| {
+            seen.iter()
+                .any(|s| {
+                    s.sender == bot && s.body.contains(reply.lines().next().unwrap_or("").trim())
+                })
+                .then_some(())
+        })
+        .await;
     let written = std::fs::read_to_string(&file)
         .unwrap_or_else(|_| panic!("not written; reply {reply}\n{}", daemon.log()));
     assert!(written.to_lowercase().contains("hi"), "{written}");
@@ -218,7 +238,7 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
     };
     assert!(!in_alices());
     react(&room, &request.id, "✅").await;
-    let reply = wait_answered(&daemon, &asked).await;
+    let reply = wait_settled(&daemon, &asked).await;
     assert!(in_alices(), "not written; reply {reply}\n{}", daemon.log());
     assert!(
         !data.join("workspace/alice.txt").exists(),
@@ -296,7 +316,8 @@ async fn with_verified_devices_required_an_unverified_device_cannot_approve() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", common::stderr(&out));
-    let reply = wait_answered(&daemon, &ask).await;
+    // Decided by another process: the daemon notices, and goes on.
+    let reply = wait_settled(&daemon, &ask).await;
     assert!(
         file.exists(),
         "not written; reply {reply}\n{}",

@@ -335,6 +335,23 @@ pub async fn wait_answered(daemon: &Daemon, event: &OwnedEventId) -> String {
     }
 }
 
+/// Waits for the request asked in answer to `event` to be settled: what
+/// came of it (the approved call's follow-up, or why it did not run) is
+/// added to that answer in the journal. Returns what was added.
+pub async fn wait_settled(daemon: &Daemon, event: &OwnedEventId) -> String {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some((status, Some(reply))) = daemon.journal(event)
+            && status == "answered"
+            && let Some((_, after)) = reply.split_once("ask me anything else.\n\n")
+        {
+            return after.to_string();
+        }
+        assert!(Instant::now() < deadline, "not settled:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 pub async fn send_text(room: &Room, text: &str) -> OwnedEventId {
     room.send(RoomMessageEventContent::text_plain(text))
         .await
