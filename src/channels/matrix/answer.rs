@@ -230,9 +230,15 @@ impl Bot {
                     first_edit_at.get_or_insert_with(Instant::now);
                 }
             };
+            // What the turn said as it ended (a request it asked last).
             while let Ok(ev) = rx.try_recv() {
-                if let TurnEvent::Token(t) = ev {
-                    text.push_str(&t);
+                match ev {
+                    TurnEvent::Token(t) => text.push_str(&t),
+                    TurnEvent::Approval { code, text: request } => {
+                        let target = self.approval_room(&room, for_owner).await;
+                        self.post_request(&target, &code, &request).await;
+                    }
+                    _ => {}
                 }
             }
             outcome
