@@ -318,6 +318,50 @@ impl Agent {
         }
     }
 
+    /// Evaluates ahead of time the prompt prefixes a first message meets
+    /// (the system prompt with each set of tools [`route`] offers for one
+    /// intent, and with none), so that the engine keeps them in its prompt
+    /// cache on disk and a new conversation's first token does not wait
+    /// for them. Each costs one generation of one token; a prefix already
+    /// on disk is only loaded. Returns, per set, its tools and the prompt
+    /// tokens evaluated (not found in a cache).
+    pub async fn warm(
+        &self,
+        system_prompt: &str,
+    ) -> Result<Vec<(Vec<String>, usize)>, InferenceError> {
+        let mut done: Vec<(Vec<String>, usize)> = Vec::new();
+        for set in route::tool_sets() {
+            let (names, offer) = match &self.catalog {
+                Some(catalog) => {
+                    let names = catalog.ordered(&set);
+                    let offer = (!names.is_empty())
+                        .then(|| catalog.offer(&names))
+                        .transpose()?;
+                    (names, offer)
+                }
+                None if set.is_empty() => (Vec::new(), None),
+                None => continue,
+            };
+            if done.iter().any(|(n, _)| *n == names) {
+                continue;
+            }
+            let mut conv = Conversation::new(system_prompt);
+            conv.push(ChatMessage::new(Role::User, "Hello."));
+            let generation = self.engine.generate(conv.request(
+                GenerateOptions {
+                    max_tokens: Some(1),
+                    ..Default::default()
+                },
+                offer.as_ref(),
+            ));
+            let result = generation.collect().await;
+            self.engine.forget(conv.id());
+            let (_, stats) = result?;
+            done.push((names, stats.evaluated_tokens));
+        }
+        Ok(done)
+    }
+
     /// Writes text Hermit composes itself (the morning briefing): one
     /// reply to `prompt` in a conversation of its own, without tools (it
     /// reads, it cannot act) and without memory (nothing recalled, nothing

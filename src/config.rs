@@ -291,6 +291,11 @@ pub struct InferenceConfig {
     /// directory). Files are named by a hash of the model, the context
     /// size and the tokens, so several data directories can share one.
     pub prompt_cache_dir: Option<PathBuf>,
+    /// At start, `hermit up` evaluates in the background the prompt
+    /// prefixes a first message meets (system prompt and each intent's
+    /// tools) that the cache lacks, so the first answers after setup or a
+    /// first boot do not wait for them.
+    pub warm_prompt_cache: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -337,6 +342,7 @@ impl Default for InferenceConfig {
             cached_conversations: 4,
             prompt_cache: true,
             prompt_cache_dir: None,
+            warm_prompt_cache: true,
         }
     }
 }

@@ -177,6 +177,15 @@ static INTENTS: LazyLock<Vec<Intent>> = LazyLock::new(|| {
 });
 
 /// The intents `message` shows, and the tools they offer.
+/// The tool sets a message showing one intent is offered, and the empty
+/// set (small talk): the prompt prefixes worth evaluating ahead of time
+/// ([`super::Agent::warm`]).
+pub fn tool_sets() -> Vec<Vec<&'static str>> {
+    let mut sets = vec![Vec::new()];
+    sets.extend(INTENTS.iter().map(|i| i.tools.to_vec()));
+    sets
+}
+
 pub fn route(message: &str) -> Route {
     let mut route = Route::default();
     for intent in INTENTS.iter() {

@@ -133,6 +133,14 @@ pub enum ModelsCommand {
     },
     /// Re-hash every present model against models.toml.
     Verify,
+    /// Evaluate the prompt prefixes a first message meets (the system
+    /// prompt with each intent's tools) into the prompt cache, so a new
+    /// process answers its first message without evaluating them
+    /// (`hermit up` does this by itself at start).
+    Warm {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

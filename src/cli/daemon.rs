@@ -189,6 +189,26 @@ async fn serve(config: Config, data: PathBuf, secrets: Secrets) -> anyhow::Resul
         "Hermit is up"
     );
     let control_task = tokio::spawn(control.serve());
+    if config.inference.prompt_cache && config.inference.warm_prompt_cache {
+        // In the background: a message that comes meanwhile waits for at
+        // most one of these (each is one short generation).
+        let (agent, prompt) = (agent.clone(), bot.system_prompt().to_string());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match agent.warm(&prompt).await {
+                Ok(sets) => {
+                    let evaluated: usize = sets.iter().map(|(_, n)| n).sum();
+                    tracing::info!(
+                        prefixes = sets.len(),
+                        evaluated_tokens = evaluated,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "prompt cache warm"
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "could not warm the prompt cache"),
+            }
+        });
+    }
     let reminders = Arc::new(hermit::reminders::Reminders::open(&data)?);
     let scheduler = hermit::proactive::Scheduler::new(
         hermit::proactive::Settings::from_config(&config),

@@ -1,5 +1,6 @@
-//! `hermit models list|pull|verify`: the models the registry knows, their
-//! state in the model cache, fetching and re-verifying them.
+//! `hermit models list|pull|verify|warm`: the models the registry knows,
+//! their state in the model cache, fetching and re-verifying them, and
+//! their prompt cache filled ahead of time.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -14,7 +15,59 @@ pub fn run(global: &Global, command: ModelsCommand) -> anyhow::Result<bool> {
         ModelsCommand::List { json } => list(global, json).map(|()| true),
         ModelsCommand::Pull { name, from } => pull(global, &name, from.as_deref()).map(|()| true),
         ModelsCommand::Verify => verify(global),
+        ModelsCommand::Warm { json } => warm(global, json).map(|()| true),
     }
+}
+
+fn warm(global: &Global, json: bool) -> anyhow::Result<()> {
+    let config = global.load_config()?;
+    if !config.inference.prompt_cache {
+        anyhow::bail!(
+            "the prompt cache is off (inference.prompt_cache = false): there is nothing to warm"
+        );
+    }
+    super::ensure_data_dir(&config)?;
+    let dir = hermit::inference::EngineSettings::from_config(&config).prompt_cache;
+    let engine = super::start_engine(&config)?;
+    let trust = std::sync::Arc::new(hermit::trust::Trust::open(&config)?);
+    let agent = super::build_agent(&config, engine, trust)?;
+    if !json {
+        eprintln!(
+            "evaluating the prompt prefixes of {} with each intent's tools (a few seconds each)…",
+            config.inference.model
+        );
+    }
+    let started = std::time::Instant::now();
+    let sets = super::runtime()?.block_on(agent.warm(&config.agent.system_prompt))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        let list: Vec<_> = sets
+            .iter()
+            .map(|(tools, n)| serde_json::json!({"tools": tools, "evaluated_tokens": n}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "model": config.inference.model, "dir": dir, "seconds": seconds, "prefixes": list,
+            }))?
+        );
+        return Ok(());
+    }
+    for (tools, n) in &sets {
+        let name = if tools.is_empty() {
+            "(no tools)".to_string()
+        } else {
+            tools.join(", ")
+        };
+        println!("{name:<48} {n:>5} tokens evaluated");
+    }
+    println!(
+        "{} prefixes in the prompt cache{} in {seconds:.1} s",
+        sets.len(),
+        dir.map(|d| format!(" ({})", d.display()))
+            .unwrap_or_default()
+    );
+    Ok(())
 }
 
 fn list(global: &Global, json: bool) -> anyhow::Result<()> {

@@ -637,8 +637,10 @@ fn load_prefix(slot: &mut Slot<'_>, path: &std::path::Path, expected: &[LlamaTok
     }
 }
 
-/// Keeps at most this many prefix files; the oldest go first.
-const PROMPT_CACHE_FILES: usize = 8;
+/// Keeps at most this many prefix files; the oldest go first. A model has
+/// one per tool set a first message may be offered ([`crate::agent::route`]
+/// has fifteen), 5–15 MB each for the default model.
+const PROMPT_CACHE_FILES: usize = 40;
 
 fn save_prefix(ctx: &LlamaContext<'_>, path: &std::path::Path, tokens: &[LlamaToken]) {
     let Some(dir) = path.parent() else { return };

@@ -51,6 +51,9 @@ pub fn hermit() -> Command {
             "HERMIT_INFERENCE__PROMPT_CACHE_DIR",
             Path::new(env!("CARGO_TARGET_TMPDIR")).join("prompt-cache"),
         )
+        // Filling the cache for every tool set at each `hermit up` would
+        // cost each daemon test a minute of CPU; one test turns it on.
+        .env("HERMIT_INFERENCE__WARM_PROMPT_CACHE", "false")
         // Memory would carry one test's conversations into another's
         // prompts (many share the default data directory); the memory
         // tests turn it on in data directories of their own.

@@ -219,3 +219,56 @@ fn cancelling_stops_generation_at_the_next_token() {
         assert_ne!(next.finish, FinishReason::Cancelled);
     });
 }
+
+/// `hermit models warm`: the prefix of every tool set a first message may
+/// be offered is evaluated once and kept on disk; a new process then only
+/// evaluates the message.
+#[test]
+fn the_prompt_prefixes_are_cached_ahead_of_the_first_message() {
+    // The default model: its template puts the tools in the prompt (the
+    // small test model's ignores them, so every set would read the same).
+    model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    let data = tempfile::tempdir().unwrap();
+    let warm = || {
+        let out = hermit()
+            .args(["models", "warm", "--json"])
+            .env("HERMIT_DATA", data.path())
+            .env("HERMIT_INFERENCE__MODEL", DEFAULT_MODEL)
+            .env("HERMIT_AGENT__TOOLS", "true")
+            .env(
+                "HERMIT_INFERENCE__PROMPT_CACHE_DIR",
+                data.path().join("prompt-cache"),
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        v["prefixes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| !p["tools"].as_array().unwrap().is_empty())
+            .map(|p| {
+                (
+                    p["tools"].to_string(),
+                    p["evaluated_tokens"].as_u64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let cold = warm();
+    // Every intent's set (remember, recall and forget need memory, off
+    // here).
+    assert!(cold.len() >= 11, "{cold:?}");
+    for (tools, n) in &cold {
+        assert!(*n >= 64, "{tools}: {n} tokens evaluated cold");
+    }
+    let files = std::fs::read_dir(data.path().join("prompt-cache"))
+        .unwrap()
+        .count();
+    assert!(files >= cold.len(), "{files} files for {} sets", cold.len());
+    // A new process: every prefix comes from the disk.
+    for (tools, n) in warm() {
+        assert!(n < 24, "{tools}: {n} tokens evaluated with the cache");
+    }
+}

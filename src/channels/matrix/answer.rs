@@ -234,7 +234,10 @@ impl Bot {
             while let Ok(ev) = rx.try_recv() {
                 match ev {
                     TurnEvent::Token(t) => text.push_str(&t),
-                    TurnEvent::Approval { code, text: request } => {
+                    TurnEvent::Approval {
+                        code,
+                        text: request,
+                    } => {
                         let target = self.approval_room(&room, for_owner).await;
                         self.post_request(&target, &code, &request).await;
                     }

@@ -16,7 +16,12 @@ async fn the_owner_gets_a_streamed_encrypted_answer_and_strangers_get_nothing() 
     common::model_file(common::SMALL_MODEL_FILE);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let daemon = Daemon::start(&data, free_port());
+    // As at a first boot: the prompt cache is filled in the background.
+    let daemon = Daemon::start_with(
+        &data,
+        free_port(),
+        &[("HERMIT_INFERENCE__WARM_PROMPT_CACHE", "true")],
+    );
     let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
 
     // Secrets: private, and never in the log.
@@ -226,6 +231,12 @@ async fn the_owner_gets_a_streamed_encrypted_answer_and_strangers_get_nothing() 
     );
     assert!(
         daemon.log().contains("refused an invite"),
+        "{}",
+        daemon.log()
+    );
+    // The prompt cache was warmed at start, whatever came meanwhile.
+    assert!(
+        daemon.log().contains("prompt cache warm"),
         "{}",
         daemon.log()
     );
