@@ -417,6 +417,7 @@ impl Agent {
         );
         // The tools this message is offered, and whether its first step
         // must be a call (see [`route`]).
+        let mut steps: Vec<Vec<String>> = Vec::new();
         let (offer, forced) = match self.catalog.as_ref().filter(|_| tools) {
             Some(catalog) => {
                 let route = route::route(user_text);
@@ -427,6 +428,12 @@ impl Agent {
                 }
                 let offered = catalog.ordered(&conv.offered);
                 let must = catalog.ordered(&route.forced);
+                steps = route
+                    .steps
+                    .iter()
+                    .map(|t| catalog.ordered(t))
+                    .filter(|t| !t.is_empty())
+                    .collect();
                 tracing::debug!(?offered, forced = ?must, "tools offered");
                 let offer = (!offered.is_empty())
                     .then(|| catalog.offer(&offered))
@@ -444,6 +451,7 @@ impl Agent {
             Drive {
                 offer,
                 forced,
+                steps,
                 tools,
                 ran_now: Vec::new(),
                 tool_calls: 0,
@@ -469,6 +477,7 @@ impl Agent {
         let Drive {
             offer,
             mut forced,
+            mut steps,
             tools,
             // Calls that ran in this turn: a small model tends to repeat
             // one whose result it already has.
@@ -481,7 +490,28 @@ impl Agent {
         let turn_started = started;
         // After a repeated call, the model answers without tools.
         let mut answer_only = false;
+        // The tools called in this turn, and the last result that came
+        // back (a refusal written after it gives way to it).
+        let mut called: Vec<String> = ran_now.iter().map(|c| c.name.clone()).collect();
+        let mut last_result: Option<(String, String)> = None;
         loop {
+            // A message that asked for two things plainly: once a call is
+            // made, the next step must be a call for the next thing not
+            // yet done.
+            if forced.is_none()
+                && tool_calls > 0
+                && !answer_only
+                && let Some(catalog) = &self.catalog
+            {
+                while !steps.is_empty() {
+                    let step = steps.remove(0);
+                    if !step.iter().any(|t| called.contains(t)) {
+                        tracing::debug!(?step, "the next step must be a call");
+                        forced = Some(catalog.forced(&step)?);
+                        break;
+                    }
+                }
+            }
             let mut generation = self.engine.generate_with_cancel(
                 conv.request_forced(
                     GenerateOptions {
@@ -541,13 +571,25 @@ impl Agent {
             };
             let Some((before, call)) = call else {
                 // What is left to show, without call-shaped text.
-                let (reply, dropped) = clean_reply(&text);
+                let (mut reply, dropped) = clean_reply(&text);
                 if dropped {
                     tracing::info!(%text, "call-shaped text dropped from a reply");
                 }
                 match reply.strip_prefix(&text[..shown]) {
                     Some(rest) if !rest.is_empty() => on_event(TurnEvent::Token(rest.to_string())),
                     _ => {}
+                }
+                // A small model sometimes refuses ("I can't assist with
+                // that") right after a tool answered: the person gets what
+                // the tool answered instead.
+                if let Some((tool, content)) = &last_result
+                    && !cancelled
+                    && parse::is_refusal(&reply)
+                {
+                    tracing::info!(%reply, %tool, "a refusal after a result: the result is shown");
+                    let instead = parse::result_as_reply(tool, content);
+                    on_event(TurnEvent::Token(format!("\n\n{instead}")));
+                    reply = instead;
                 }
                 conv.finish_turn(&reply);
                 return Ok(TurnOutcome {
@@ -578,9 +620,10 @@ impl Agent {
             // Small models tend to repeat a call whose result they already
             // have. The repeat is not run, nor kept: the model is asked
             // again without tools, so it answers from the result it has.
-            // (Only calls that ran in this turn: a denied, expired or
-            // cancelled one may be asked again; and a new message may ask
-            // for the same call again, the time or a file that changed.)
+            // (Only calls of this turn that ran, or that the owner denied
+            // or let expire: a cancelled one may be asked again; and a new
+            // message may ask for the same call again, the time or a file
+            // that changed.)
             if ran_now
                 .iter()
                 .any(|c| c.name == call.name && c.arguments == call.arguments)
@@ -590,6 +633,7 @@ impl Agent {
                 continue;
             }
             tool_calls += 1;
+            called.push(call.name.clone());
             on_event(TurnEvent::ToolCall(call.clone()));
             conv.push_from(
                 ChatMessage::tool_call(
@@ -611,6 +655,8 @@ impl Agent {
                     Step::Waited(waited, ok, content, origin) => {
                         // Time spent waiting for the owner is not the turn's.
                         started += waited;
+                        // Denied (or expired): not asked again in this turn.
+                        ran_now.push(call.clone());
                         (ok, content, origin)
                     }
                     Step::Executed(waited, ok, content, origin) => {
@@ -668,6 +714,7 @@ impl Agent {
                 }
             };
             tracing::debug!(tool = %call.name, ok, %content, "tool result");
+            last_result = ok.then(|| (call.name.clone(), content.clone()));
             on_event(TurnEvent::ToolResult {
                 name: call.name.clone(),
                 ok,
@@ -697,6 +744,8 @@ fn awaiting_sentence(code: &str, for_owner: bool) -> String {
 struct Drive {
     offer: Option<ToolOffer>,
     forced: Option<String>,
+    /// The plain requests still to do, one by one ([`route::Route::steps`]).
+    steps: Vec<Vec<String>>,
     tools: bool,
     ran_now: Vec<ToolCall>,
     tool_calls: usize,

@@ -196,6 +196,25 @@ fn read_call(s: &str) -> Option<ToolCall> {
 }
 
 /// Said in place of call-shaped text that could not be run.
+/// A short reply that only refuses ("I'm sorry, but I can't assist with
+/// that.", "Je ne peux pas vous aider avec cela."): what a small model
+/// sometimes writes after a tool answered, though nothing was refused.
+pub(super) fn is_refusal(reply: &str) -> bool {
+    static REFUSAL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?i)\b(can(no|')t|cannot|unable to|not able to|am not able to)\s+(assist|help|fulfil+|comply|do that|provide|access|recall)|je ne (peux|suis) pas (en mesure de )?(vous |t')?(aider|assister|répondre|obtenir|accéder)|ne peux pas vous aider",
+        )
+        .expect("a valid pattern")
+    });
+    let reply = reply.trim();
+    reply.len() <= 300 && REFUSAL.is_match(reply)
+}
+
+/// A tool's result said as the reply, when the model would not say it.
+pub(super) fn result_as_reply(tool: &str, content: &str) -> String {
+    format!("Here is what `{tool}` answered:\n\n{}", content.trim())
+}
+
 pub(super) const DROPPED: &str = "(I tried to use a tool but wrote the call in a form I cannot run, so nothing was done. Could you ask again, perhaps in other words?)";
 
 /// The reply as a person may see it: without call-shaped text (a call
@@ -297,6 +316,26 @@ fn skip_call(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_recognised_and_answers_are_not() {
+        for r in [
+            "I'm sorry, but I can't assist with that.",
+            "I apologize, but I cannot assist with that request.",
+            "Je suis désolé, mais je ne peux pas vous aider avec cela.",
+            "I apologize for the confusion. I'm not able to access or recall information from external sources.",
+        ] {
+            assert!(is_refusal(r), "{r}");
+        }
+        for a in [
+            "2^10 is 1024.",
+            "You have two files: plan.md and budget.xlsx.",
+            "I can help with that: your reminder is set for 9:00.",
+            "Il est 14 h 05.",
+        ] {
+            assert!(!is_refusal(a), "{a}");
+        }
+    }
 
     #[test]
     fn tool_calls_are_found_in_every_form() {

@@ -29,6 +29,11 @@ pub struct Route {
     /// The tools of the intents the message shows plainly: the first step
     /// must be a call to one of them. Empty: the model may also answer.
     pub forced: Vec<&'static str>,
+    /// The plain intents one by one (their tools), in the order the
+    /// message says them: "remember that …, and remind me …" is two
+    /// steps, and after the first the next one must be a call to the
+    /// other's tools.
+    pub steps: Vec<Vec<&'static str>>,
 }
 
 struct Intent {
@@ -188,6 +193,7 @@ pub fn tool_sets() -> Vec<Vec<&'static str>> {
 
 pub fn route(message: &str) -> Route {
     let mut route = Route::default();
+    let mut steps: Vec<(usize, Vec<&'static str>)> = Vec::new();
     for intent in INTENTS.iter() {
         if intent.offer.is_match(message) {
             for t in intent.tools {
@@ -195,7 +201,8 @@ pub fn route(message: &str) -> Route {
                     route.tools.push(t);
                 }
             }
-            if intent.force.as_ref().is_some_and(|f| f.is_match(message)) {
+            if let Some(at) = intent.force.as_ref().and_then(|f| f.find(message)) {
+                steps.push((at.start(), intent.tools.to_vec()));
                 for t in intent.tools {
                     if !route.forced.contains(t) {
                         route.forced.push(t);
@@ -204,12 +211,28 @@ pub fn route(message: &str) -> Route {
             }
         }
     }
+    steps.sort_by_key(|(at, _)| *at);
+    route.steps = steps.into_iter().map(|(_, t)| t).collect();
     route
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_plain_requests_are_two_steps_in_the_order_said() {
+        let r = route(
+            "Remember that my gym locker is number 56, and remind me tomorrow at 7am to bring the padlock.",
+        );
+        assert_eq!(r.steps, vec![vec!["remember"], vec!["remind", "schedule"]]);
+        let r = route("What time is it? And remind me in one hour to stretch.");
+        assert_eq!(r.steps, vec![vec!["time"], vec!["remind", "schedule"]]);
+        assert_eq!(
+            route("Hi! How are you today?").steps,
+            Vec::<Vec<&str>>::new()
+        );
+    }
 
     fn offers(message: &str, tool: &str) -> bool {
         route(message).tools.contains(&tool)

@@ -152,6 +152,7 @@ impl Agent {
                         Drive {
                             offer,
                             forced: None,
+                            steps: Vec::new(),
                             tools: true,
                             ran_now: vec![call],
                             tool_calls: 1,

@@ -721,3 +721,42 @@ fn a_request_for_the_owner_does_not_hold_the_conversation() {
         "{kinds:?}"
     );
 }
+
+#[test]
+fn two_plain_requests_in_one_message_are_both_done_and_a_refusal_gives_way_to_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let tb = toolbox(dir.path(), &[]);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    // The model, left to itself, stops after the first call.
+    let agent = agent(
+        Engine::scripted(steps(
+            vec![
+                call("calculate", serde_json::json!({"expression": "17 * 23"})),
+                call("time", serde_json::json!({})),
+            ],
+            "I'm sorry, but I can't assist with that.",
+            seen.clone(),
+        )),
+        tb,
+    );
+    let mut conv = Conversation::new("You are Hermit.");
+    let (outcome, events) = turn(
+        &agent,
+        &mut conv,
+        "What is 17 times 23? And what time is it?",
+        |_| {},
+    );
+    let results = results(&events);
+    assert_eq!(
+        results.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["calculate", "time"],
+        "{events:?}"
+    );
+    let seen = seen.lock().unwrap();
+    // The first step and the one after the first result had to be calls.
+    assert!(seen[0].force_tool_call && seen[1].force_tool_call);
+    assert!(!seen[2].force_tool_call, "then the model may answer");
+    // The refusal after the results gave way to the last result.
+    assert!(!outcome.reply.contains("can't assist"), "{}", outcome.reply);
+    assert!(outcome.reply.contains(&results[1].2), "{}", outcome.reply);
+}

@@ -255,6 +255,8 @@ async fn run_case(
     let mut conv = Conversation::new(config.agent.system_prompt.clone());
     conv.key = conversation;
     conv.place = room;
+    // As in a chat: a request for the owner ends the turn saying it waits.
+    conv.defer_approvals = true;
     let mut calls = Vec::new();
     let mut results: Vec<(String, bool)> = Vec::new();
     let (codes_tx, mut codes) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
