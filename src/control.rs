@@ -290,18 +290,9 @@ impl Server {
                         .collect();
                     for code in decided {
                         asked.retain(|c| c != &code);
-                        let cancel = Arc::new(AtomicBool::new(false));
-                        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
-                        let settle = self.agent.settle(
-                            conversation,
-                            &code,
-                            move |ev| {
-                                let _ = tx.send(ev);
-                            },
-                            cancel.clone(),
-                        );
-                        let Some(outcome) =
-                            stream_turn(settle, rx, &mut lines, &mut write, &cancel, self).await?
+                        let Some(outcome) = self
+                            .settle_here(&code, conversation, &mut lines, &mut write)
+                            .await?
                         else {
                             return Ok(());
                         };
@@ -357,21 +348,33 @@ impl Server {
             return Ok(true);
         }
         asked.retain(|c| c != &code);
+        let Some(outcome) = self.settle_here(&code, conversation, lines, write).await? else {
+            return Ok(false);
+        };
+        send(write, &done(outcome)).await?;
+        Ok(true)
+    }
+
+    /// Settles one of this conversation's requests, its events streamed
+    /// to the client. `None`: the client went away.
+    async fn settle_here(
+        &self,
+        code: &str,
+        conversation: &mut Conversation,
+        lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+        write: &mut tokio::net::unix::OwnedWriteHalf,
+    ) -> anyhow::Result<Option<Result<TurnOutcome, crate::agent::InferenceError>>> {
         let cancel = Arc::new(AtomicBool::new(false));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
         let settle = self.agent.settle(
             conversation,
-            &code,
+            code,
             move |ev| {
                 let _ = tx.send(ev);
             },
             cancel.clone(),
         );
-        let Some(outcome) = stream_turn(settle, rx, lines, write, &cancel, self).await? else {
-            return Ok(false);
-        };
-        send(write, &done(outcome)).await?;
-        Ok(true)
+        stream_turn(settle, rx, lines, write, &cancel, self).await
     }
 
     /// The owner's decision, typed at the box.
