@@ -167,3 +167,14 @@ pub fn wer(reference: &str, heard: &str) -> f64 {
     }
     prev[h.len()] as f64 / r.len().max(1) as f64
 }
+
+/// A reminder's time (milliseconds since the epoch) as (date, hour,
+/// minute) on this machine, and tomorrow's date: "tomorrow at 10am" is
+/// `(tomorrow, 10, 0)`.
+pub fn local_time_and_tomorrow(ms: i64) -> ((jiff::civil::Date, i8, i8), jiff::civil::Date) {
+    let at = jiff::Timestamp::from_millisecond(ms)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::system());
+    let tomorrow = jiff::Zoned::now().date().tomorrow().unwrap();
+    ((at.date(), at.hour(), at.minute()), tomorrow)
+}

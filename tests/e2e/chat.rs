@@ -188,13 +188,6 @@ fn five_everyday_requests_at_the_terminal() {
     assert_eq!(all.len(), 1, "{reminders}");
     let r = &all[0];
     assert!(r.to_string().to_lowercase().contains("dentist"), "{r}");
-    let at = jiff::Timestamp::from_millisecond(r["next_at"].as_i64().unwrap())
-        .unwrap()
-        .to_zoned(jiff::tz::TimeZone::system());
-    let tomorrow = jiff::Zoned::now().date().tomorrow().unwrap();
-    assert_eq!(
-        (at.date(), at.hour(), at.minute()),
-        (tomorrow, 10, 0),
-        "{r}"
-    );
+    let (at, tomorrow) = local_time_and_tomorrow(r["next_at"].as_i64().unwrap());
+    assert_eq!(at, (tomorrow, 10, 0), "{r}");
 }

@@ -432,14 +432,6 @@ async fn five_everyday_requests_in_a_matrix_dm() {
     let all = store.list(Some("owner"), false).unwrap();
     assert_eq!(all.len(), 1, "{all:?}");
     assert!(all[0].text.to_lowercase().contains("dentist"), "{all:?}");
-    let at = jiff::Timestamp::from_millisecond(all[0].next_at.unwrap())
-        .unwrap()
-        .to_zoned(jiff::tz::TimeZone::system());
-    let tomorrow = jiff::Zoned::now().date().tomorrow().unwrap();
-    assert_eq!(
-        (at.date(), at.hour(), at.minute()),
-        (tomorrow, 10, 0),
-        "{}",
-        all[0].when()
-    );
+    let (at, tomorrow) = common::local_time_and_tomorrow(all[0].next_at.unwrap());
+    assert_eq!(at, (tomorrow, 10, 0), "{}", all[0].when());
 }
