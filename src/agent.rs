@@ -13,6 +13,7 @@
 
 mod conversation;
 mod gate;
+mod op;
 mod parse;
 pub mod route;
 mod settle;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 pub use conversation::Conversation;
 use conversation::ToolOffer;
 use gate::Step;
+pub use op::Op;
 pub use parse::parse_tool_call;
 use parse::{clean_reply, visible_len};
 
@@ -179,28 +181,16 @@ impl Agent {
         self
     }
 
-    /// Runs one turn: the user's message, tool calls, the reply.
-    /// `cancel` stops it (the current generation ends at its next token),
-    /// as does the owner's `!stop`. With memory, what is relevant is
-    /// recalled first, and the message and the reply are kept.
-    pub async fn turn(
-        &self,
-        conv: &mut Conversation,
-        user_text: &str,
-        on_event: impl FnMut(TurnEvent),
-        cancel: Arc<AtomicBool>,
-    ) -> Result<TurnOutcome, InferenceError> {
-        self.turn_as(conv, user_text, None, on_event, cancel).await
-    }
-
-    /// [`Agent::turn`] for a message that was not typed: `origin` says
+    /// One turn ([`Op::Message`]): the message, tool calls, the reply.
+    /// With memory, what is relevant is recalled first, and the message
+    /// and the reply are kept. `origin` says
     /// where its words come from. A transcript of a voice note
     /// ([`Origin::Transcript`]) is the sender's message, but the voice may
     /// be someone else's (a television, a visitor): like other untrusted
     /// text, it taints the conversation, so effects beyond reading ask the
     /// owner, and it is kept in memory with its label. `None`: typed by
     /// the conversation's principal.
-    pub async fn turn_as(
+    pub(super) async fn turn_as(
         &self,
         conv: &mut Conversation,
         user_text: &str,
@@ -216,7 +206,11 @@ impl Agent {
         let label = origin.as_ref().map(Origin::label);
         let principal = self.principal_of(conv);
         let who = crate::memory::principal_key(&principal);
-        let (key, place, text) = (conv.key.clone(), conv.place.clone(), user_text.to_string());
+        let (key, place, text) = (
+            conv.key.to_string(),
+            conv.place.clone(),
+            user_text.to_string(),
+        );
         let already = conv.recalled.clone();
         let mem = memory.clone();
         let sender = if principal.id.is_empty() {
@@ -276,7 +270,7 @@ impl Agent {
         }
         let who = crate::memory::principal_key(principal);
         let (key, place, reply) = (
-            conv.key.clone(),
+            conv.key.to_string(),
             conv.place.clone(),
             reply.trim().to_string(),
         );

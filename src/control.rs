@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::agent::{Agent, Conversation, TurnEvent, TurnOutcome};
+use crate::agent::{Agent, Conversation, Op, TurnEvent, TurnOutcome};
 use crate::trust::Trust;
 
 /// The socket's file name in the data directory.
@@ -304,9 +304,9 @@ impl Server {
                     }
                     let cancel = Arc::new(AtomicBool::new(false));
                     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
-                    let turn = self.agent.turn(
+                    let turn = self.agent.submit(
                         conversation,
-                        &text,
+                        Op::typed(&text),
                         move |ev| {
                             let _ = tx.send(ev);
                         },
@@ -366,9 +366,9 @@ impl Server {
     ) -> anyhow::Result<Option<Result<TurnOutcome, crate::agent::InferenceError>>> {
         let cancel = Arc::new(AtomicBool::new(false));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
-        let settle = self.agent.settle(
+        let settle = self.agent.submit(
             conversation,
-            code,
+            Op::Decided { code },
             move |ev| {
                 let _ = tx.send(ev);
             },

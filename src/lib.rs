@@ -10,10 +10,10 @@
 //! | layer | modules |
 //! |---|---|
 //! | channels | [`channels`] (Matrix, terminal), [`control`] (the daemon's socket), [`homeserver`] (Synapse) |
-//! | agent | [`proactive`] (scheduler, briefings, tasks), [`agent`] (conversations, the turn, the one policy gate) |
+//! | agent | [`proactive`] (scheduler, briefings, tasks), [`agent`] (`Agent::submit(conv, Op)`: conversations, the turn, the one policy gate) |
 //! | services | [`tools`], [`voice`] (the hermit-stt worker), [`trust`] (policy, approvals, stop switch, redaction, audit), [`memory`], [`reminders`], [`schedule`] |
 //! | engines | [`inference`] (llama.cpp behind a queue; `Engine::scripted`, a test double), [`sandbox`] (Landlock, seccomp, namespaces) |
-//! | base | [`config`], [`db`], [`secrets`], [`models`], [`vocab`] (Principal, Effect, ToolCall, Origin, the clock) |
+//! | base | [`config`], [`db`], [`secrets`], [`models`], [`vocab`] (Principal, Effect, ToolCall, Origin, ConversationKey, the clock) |
 //!
 //! The command line (`src/main.rs`, `src/cli/`) is the binary's, one
 //! module per command, on top of this library.

@@ -34,7 +34,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::vocab::{Origin, Principal, fence};
+use crate::vocab::{ConversationKey, Origin, Principal, fence};
 
 pub use embed::Embedder;
 pub use index::TextIndex;
@@ -599,12 +599,11 @@ fn room_of(item: &Item) -> Option<String> {
     item.conversation.as_deref().and_then(room_of_conversation)
 }
 
-/// The room of a Matrix conversation key ("matrix:!room:box:3").
+/// The room of a Matrix conversation key, as stored ("matrix:!room:box:3").
 pub fn room_of_conversation(conversation: &str) -> Option<String> {
-    conversation
-        .strip_prefix("matrix:")?
-        .rsplit_once(':')
-        .map(|(room, _)| room.to_string())
+    ConversationKey::parse(conversation)?
+        .room()
+        .map(str::to_string)
 }
 
 impl Item {

@@ -12,7 +12,7 @@
 //!   a `!stop` ends one being written), the exact list after its words;
 //!   with nothing to say, no model is called;
 //! - a scheduled task is a turn of its person through the agent
-//!   ([`Agent::turn`]), under the same policy as a live turn.
+//!   ([`Agent::submit`]), under the same policy as a live turn.
 //!
 //! A model is never asked whether anything is due. The channel is reached
 //! only through an [`Outbox`]: where an occurrence goes, a message sent
@@ -27,11 +27,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::agent::{Agent, Conversation, TurnEvent};
+use crate::agent::{Agent, Conversation, Op, TurnEvent};
 use crate::config::Config;
 use crate::reminders::{Action, BriefingData, Due, Reminders};
 use crate::trust::Trust;
-use crate::vocab::Principal;
+use crate::vocab::{ConversationKey, Principal};
 
 /// Longest sleep of the scheduler, in ms.
 const POLL_MS: i64 = 5_000;
@@ -65,8 +65,8 @@ impl Place {
 
     /// The key of a conversation held here ("matrix:!room:box:task-3-…"),
     /// as approvals and memory name it.
-    pub fn conversation(&self, name: &str) -> String {
-        format!("{}:{}:{name}", self.channel, self.id)
+    pub fn conversation(&self, name: &str) -> ConversationKey {
+        ConversationKey::new(self.channel.as_str(), self.id.as_str(), name)
     }
 }
 
@@ -481,9 +481,9 @@ impl<O: Outbox> Scheduler<O> {
         let cancel = Arc::new(AtomicBool::new(false));
         let agent = self.agent.clone();
         let outcome = {
-            let turn = agent.turn(
+            let turn = agent.submit(
                 &mut conv,
-                &d.text,
+                Op::typed(&d.text),
                 move |ev| {
                     if matches!(ev, TurnEvent::Approval { .. }) {
                         let _ = tx.send(ev);

@@ -210,7 +210,7 @@ pub struct CallMeta {
     /// `None`: the owner's.
     pub principal: Option<String>,
     /// The conversation the call is made in.
-    pub conversation: Option<String>,
+    pub conversation: Option<crate::vocab::ConversationKey>,
 }
 
 impl CallMeta {
@@ -222,8 +222,9 @@ impl CallMeta {
     /// The Matrix room the call is made in, if any.
     pub fn room(&self) -> Option<String> {
         self.conversation
-            .as_deref()
-            .and_then(crate::memory::room_of_conversation)
+            .as_ref()
+            .and_then(|k| k.room())
+            .map(str::to_string)
     }
 }
 

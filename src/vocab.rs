@@ -1,6 +1,7 @@
 //! The vocabulary every layer speaks: who asks ([`Principal`]), what a
 //! call does ([`Effect`], [`ToolCall`]), where text came from ([`Origin`]),
-//! what the audit log records ([`AuditKind`]), and Hermit's clock and the
+//! what the audit log records ([`AuditKind`]), which conversation
+//! ([`ConversationKey`]), and Hermit's clock and the
 //! owner's timezone.
 //!
 //! Plain types and pure functions: no I/O beyond reading the clock, and no
@@ -10,12 +11,14 @@
 mod action;
 mod audit;
 pub mod clock;
+mod conversation;
 pub mod origin;
 mod principal;
 
 pub use action::{Effect, ToolCall};
 pub use audit::AuditKind;
 pub use clock::{now, now_ms, owner_timezone, system_now_ms};
+pub use conversation::ConversationKey;
 pub use origin::{Origin, fence};
 pub use principal::{OWNER, Principal};
 

@@ -11,7 +11,7 @@ use crate::inference::{
     ChatMessage, Engine, GenerateOptions, GenerateRequest, Generation, GenerationStats,
     InferenceError, Role,
 };
-use crate::vocab::{Origin, Principal, fence};
+use crate::vocab::{ConversationKey, Origin, Principal, fence};
 
 static NEXT_CONVERSATION: AtomicU64 = AtomicU64::new(1);
 
@@ -24,8 +24,8 @@ pub struct Conversation {
     pub(super) origins: Vec<Origin>,
     /// Who the next turn is for; `None`: the owner at the box.
     pub principal: Option<Principal>,
-    /// The conversation's name in approvals ("matrix:!room:box:0").
-    pub key: String,
+    /// The conversation's name in approvals and memory.
+    pub key: ConversationKey,
     /// Where its approvals may be decided (a room ID, or "local").
     pub place: String,
     /// The first untrusted source that entered this conversation; it
@@ -45,7 +45,7 @@ pub struct Conversation {
     pub(super) offered: Vec<String>,
     /// A call that needs the owner's approval does not hold the turn: the
     /// turn ends saying so, the conversation goes on, and the call runs
-    /// when the owner approves it ([`super::Agent::settle`]). Off: the
+    /// when the owner approves it ([`super::Op::Decided`]). Off: the
     /// turn waits for the decision (a scheduled task, which no one is
     /// talking to).
     pub defer_approvals: bool,
@@ -60,7 +60,7 @@ impl Conversation {
             messages: Vec::new(),
             origins: Vec::new(),
             principal: None,
-            key: format!("local:{}:{id}", std::process::id()),
+            key: ConversationKey::local(id),
             place: "local".into(),
             taint: None,
             pinned: Vec::new(),

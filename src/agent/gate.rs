@@ -50,7 +50,7 @@ impl Agent {
                     tool: call.name.clone(),
                     arguments: call.arguments.clone(),
                     effects: checked.effects.clone(),
-                    conversation: conv.key.clone(),
+                    conversation: conv.key.to_string(),
                     requester: principal.id.clone(),
                     place: conv.place.clone(),
                     taint: ctx.taint.clone(),
@@ -71,7 +71,7 @@ impl Agent {
                     &principal.id,
                     serde_json::json!({
                         "code": code, "tool": call.name, "arguments": toolbox.audit_arguments(call),
-                        "effects": checked.effects, "conversation": conv.key,
+                        "effects": checked.effects, "conversation": conv.key.to_string(),
                         "place": conv.place, "taint": ctx.taint,
                     }),
                 );
@@ -138,8 +138,12 @@ impl Agent {
         by: &str,
     ) -> Result<Approved, InferenceError> {
         let trust = &toolbox.trust;
-        let hash =
-            crate::trust::approvals::binding(&call.name, &call.arguments, &conv.key, &principal.id);
+        let hash = crate::trust::approvals::binding(
+            &call.name,
+            &call.arguments,
+            &conv.key.to_string(),
+            &principal.id,
+        );
         if !trust.approvals.consume(code, &hash) {
             trust.audit.record(
                 crate::vocab::AuditKind::ApprovalMismatch,

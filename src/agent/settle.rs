@@ -2,9 +2,9 @@
 //! with [`Conversation::defer_approvals`] that meets a call needing the
 //! owner's approval asks, says so, and ends ([`super::gate`]); the
 //! conversation goes on. When the request is decided (in the room, at the
-//! terminal, with `hermit approvals`), the channel calls
-//! [`Agent::settle`]: an approved call runs, exactly as approved (the
-//! approval is bound to it and used once), its result is added to the
+//! terminal, with `hermit approvals`), the channel submits
+//! [`super::Op::Decided`] ([`Agent::settle`]): an approved call runs,
+//! exactly as approved (the approval is bound to it and used once), its result is added to the
 //! conversation where it was asked, and the model writes the follow-up; a
 //! denied, expired or cancelled one is recorded as not run, in Hermit's
 //! own words (the model is not asked).
@@ -24,7 +24,7 @@ impl Agent {
     /// waiting: runs it if approved and writes the follow-up, or records
     /// why it did not run. A request still pending, already used, or from
     /// another conversation changes nothing (the outcome says so).
-    pub async fn settle(
+    pub(super) async fn settle(
         &self,
         conv: &mut Conversation,
         code: &str,
@@ -40,7 +40,7 @@ impl Agent {
             return Ok(said(format!("There is no request `{code}`.")));
         };
         let code = row.code.clone();
-        if row.conversation != conv.key {
+        if conv.key != *row.conversation.as_str() {
             return Ok(said(format!(
                 "The request `{code}` was asked in another conversation; nothing ran here."
             )));

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::agent::{Agent, Conversation, TurnEvent, TurnOutcome};
+use crate::agent::{Agent, Conversation, Op, TurnEvent, TurnOutcome};
 
 /// Where the turns run.
 pub enum Backend {
@@ -102,7 +102,7 @@ pub async fn run(mut backend: Backend) -> anyhow::Result<()> {
                         if interactive {
                             eprintln!("\n(request {code} was decided)");
                         }
-                        let settle = agent.settle(conv, &code, show(interactive), cancel.clone());
+                        let settle = agent.submit(conv, Op::Decided { code: &code }, show(interactive), cancel.clone());
                         let outcome = run_local(settle, &cancel, &mut interrupts).await;
                         print_outcome(outcome, interactive);
                     }
@@ -147,11 +147,17 @@ pub async fn run(mut backend: Backend) -> anyhow::Result<()> {
                         {
                             eprintln!("({why})");
                         }
-                        let settle = agent.settle(conv, &code, show(interactive), cancel.clone());
+                        let settle = agent.submit(
+                            conv,
+                            Op::Decided { code: &code },
+                            show(interactive),
+                            cancel.clone(),
+                        );
                         run_local(settle, &cancel, &mut interrupts).await
                     }
                     None => {
-                        let turn = agent.turn(conv, text, show(interactive), cancel.clone());
+                        let turn =
+                            agent.submit(conv, Op::typed(text), show(interactive), cancel.clone());
                         run_local(turn, &cancel, &mut interrupts).await
                     }
                 }

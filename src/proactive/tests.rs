@@ -275,9 +275,10 @@ async fn a_task_runs_as_a_turn_of_its_person_and_not_while_stopped() {
 #[test]
 fn a_place_names_its_conversations_as_the_channel_does() {
     let p = Place::new("matrix", "!room:box");
-    assert_eq!(p.conversation("task-3-100"), "matrix:!room:box:task-3-100");
+    let key = p.conversation("task-3-100");
+    assert_eq!(key.to_string(), "matrix:!room:box:task-3-100");
     assert_eq!(
-        crate::memory::room_of_conversation(&p.conversation("task-3-100")).as_deref(),
+        crate::memory::room_of_conversation(&key.to_string()).as_deref(),
         Some("!room:box")
     );
 }

@@ -79,7 +79,10 @@ impl Tool for Remember {
                 fact,
                 meta.taint.as_deref(),
                 pin,
-                meta.conversation.as_deref(),
+                meta.conversation
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .as_deref(),
             )
             .map_err(|e| ToolError::failed("remember", e))?;
         Ok(ToolOutput {
@@ -144,7 +147,10 @@ impl Tool for Recall {
                 query,
                 limit,
                 Mode::Hybrid,
-                meta.conversation.as_deref(),
+                meta.conversation
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .as_deref(),
             )
             .map_err(|e| ToolError::failed("recall", e))?;
         let content = if items.is_empty() {

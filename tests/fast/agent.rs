@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hermit::agent::{Agent, Conversation, TurnEvent, TurnOutcome};
+use hermit::agent::{Agent, Conversation, Op, TurnEvent, TurnOutcome};
 use hermit::inference::scripted::ScriptedReply;
 use hermit::inference::{Engine, GenerateRequest, Role, TOOL_CALL_CLOSE, TOOL_CALL_OPEN};
 use hermit::tools::Toolbox;
@@ -66,9 +66,9 @@ fn turn(
 ) -> (TurnOutcome, Vec<TurnEvent>) {
     let mut events = Vec::new();
     let outcome = rt()
-        .block_on(agent.turn(
+        .block_on(agent.submit(
             conv,
-            text,
+            Op::typed(text),
             |e| {
                 on_event(&e);
                 events.push(e);
@@ -263,7 +263,7 @@ fn an_approved_call_runs_once_exactly_as_approved() {
     let hash = hermit::trust::approvals::binding(
         "write_file",
         &serde_json::json!({"path": "plan.txt", "content": "water the plants"}),
-        &conv.key,
+        &conv.key.to_string(),
         &trust.local_owner().id,
     );
     assert!(!trust.approvals.consume(&codes[0], &hash));
@@ -359,12 +359,10 @@ fn a_voice_transcript_is_labelled_and_its_effects_ask() {
     // labelled, and the write asks the owner.
     let mut conv = Conversation::new("You are Hermit.");
     let mut asked = Vec::new();
-    rt().block_on(heard.turn_as(
+    let voice = hermit::vocab::Origin::Transcript("@owner:hermit.local".into());
+    rt().block_on(heard.submit(
         &mut conv,
-        "write heard.txt",
-        Some(hermit::vocab::Origin::Transcript(
-            "@owner:hermit.local".into(),
-        )),
+        Op::from("write heard.txt", &voice),
         |e| {
             if let TurnEvent::Approval { code, text } = &e {
                 asked.push(text.clone());
@@ -596,9 +594,9 @@ fn conversational(
 fn settle(agent: &Agent, conv: &mut Conversation, code: &str) -> (TurnOutcome, Vec<TurnEvent>) {
     let mut events = Vec::new();
     let outcome = rt()
-        .block_on(agent.settle(
+        .block_on(agent.submit(
             conv,
-            code,
+            Op::Decided { code },
             |e| events.push(e),
             Arc::new(AtomicBool::new(false)),
         ))

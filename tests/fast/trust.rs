@@ -189,7 +189,7 @@ fn a_fact_remembered_in_a_tainted_turn_asks_and_keeps_the_label() {
     let meta = hermit::tools::CallMeta {
         taint: tainted.taint.clone(),
         principal: Some("owner".into()),
-        conversation: Some("local:1:1".into()),
+        conversation: Some(hermit::vocab::ConversationKey::local(1)),
     };
     let out = tb.run_checked_in(&fact, &meta).unwrap();
     assert!(

@@ -19,10 +19,10 @@ use super::journal::{Entry, Exchange, Status, Timings};
 use super::outgoing::{MAX_MESSAGE_TEXT, Outgoing, chunks};
 use super::{Asked, Bot, Work};
 use crate::agent::{ChatMessage, Role};
-use crate::agent::{Conversation, TurnEvent};
+use crate::agent::{Conversation, Op, TurnEvent};
 use crate::trust::audit::sha256_hex;
-use crate::vocab::Origin;
 use crate::vocab::now_ms;
+use crate::vocab::{ConversationKey, Origin};
 
 impl Bot {
     pub(super) async fn room_worker(
@@ -115,7 +115,7 @@ impl Bot {
             Body::Text(_) => (body, None, None, false),
         };
         // A transcript is labelled as one: the voice may not be the
-        // sender's (see `Agent::turn_as`).
+        // sender's (see `Op::Message`).
         let origin = spoken.then(|| crate::vocab::Origin::Transcript(sender.clone()));
         // Commands and what the model is not given.
         let canned = if let Some(why) = heard {
@@ -181,10 +181,13 @@ impl Bot {
         let mut first_edit_at: Option<Instant> = None;
         // In a block: the turn holds the conversation until it is dropped.
         let outcome = {
-            let turn = agent.turn_as(
+            let op = match &origin {
+                Some(o) => Op::from(&body, o),
+                None => Op::typed(&body),
+            };
+            let turn = agent.submit(
                 conv,
-                &body,
-                origin,
+                op,
                 move |ev| {
                     if matches!(ev, TurnEvent::Token(_) | TurnEvent::Approval { .. }) {
                         let _ = tx.send(ev);
@@ -308,7 +311,7 @@ impl Bot {
         let current = conversation
             .as_mut()
             .map(|(_, c)| c)
-            .filter(|c| c.key == row.conversation);
+            .filter(|c| c.key == *row.conversation.as_str());
         let text = match current {
             // A `!new` came since: the request belonged to a conversation
             // set aside, and does not run.
@@ -328,7 +331,10 @@ impl Bot {
                     let _ = typing.typing_notice(true).await;
                 });
                 let cancel = Arc::new(AtomicBool::new(false));
-                let outcome = self.agent.settle(conv, code, |_| {}, cancel).await;
+                let outcome = self
+                    .agent
+                    .submit(conv, Op::Decided { code }, |_| {}, cancel)
+                    .await;
                 let typing = room.clone();
                 tokio::spawn(async move {
                     let _ = typing.typing_notice(false).await;
@@ -395,7 +401,7 @@ impl Bot {
     /// The room's conversation of `epoch`, from the journal.
     fn restore(&self, room_id: &OwnedRoomId, epoch: i64) -> anyhow::Result<Conversation> {
         let mut conv = Conversation::new(self.settings.system_prompt.clone());
-        conv.key = format!("matrix:{room_id}:{epoch}");
+        conv.key = ConversationKey::matrix(room_id.as_str(), epoch);
         conv.place = room_id.to_string();
         // A request for the owner does not hold the room.
         conv.defer_approvals = true;

@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context;
-use hermit::agent::{Agent, Conversation, TurnEvent};
+use hermit::agent::{Agent, Conversation, Op, TurnEvent};
 use hermit::tools::ToolCall;
 use hermit::trust::Trust;
 use regex::Regex;
@@ -212,7 +212,7 @@ async fn run_case(
     let toolbox = toolbox_with(config, trust.clone(), memory.clone())?;
     let owner = trust.local_owner();
     let room = format!("!bench{n}:hermit.local");
-    let conversation = format!("matrix:{room}:0");
+    let conversation = hermit::vocab::ConversationKey::matrix(room.as_str(), 0);
     // The case's world: files, facts, earlier calls.
     let workspace = toolbox.ctx.workspace.clone();
     for (path, content) in &case.files {
@@ -276,7 +276,7 @@ async fn run_case(
     let cancel = Arc::new(AtomicBool::new(false));
     let mut approvals = Vec::new();
     let outcome = {
-        let turn = agent.turn(&mut conv, &case.say, on_event, cancel);
+        let turn = agent.submit(&mut conv, Op::typed(&case.say), on_event, cancel);
         tokio::pin!(turn);
         loop {
             tokio::select! {
