@@ -15,7 +15,7 @@ mod conversation;
 mod gate;
 mod op;
 mod parse;
-pub mod route;
+pub(crate) mod route;
 mod settle;
 
 use std::collections::HashMap;
@@ -102,7 +102,7 @@ impl Usage {
 
 /// The model as the agent reports it.
 #[derive(Debug, Clone)]
-pub struct ModelStatus {
+pub(crate) struct ModelStatus {
     pub name: String,
     pub threads: u32,
     pub context_tokens: u32,
@@ -159,7 +159,7 @@ impl Agent {
     /// The trust layer even without tools: the stop switch then still
     /// halts turns.
     /// What `!status` and `hermit status` say of the model.
-    pub fn model_status(&self) -> ModelStatus {
+    pub(crate) fn model_status(&self) -> ModelStatus {
         let info = self.engine.info();
         ModelStatus {
             name: info.name.clone(),
@@ -362,7 +362,7 @@ impl Agent {
     /// kept). A turn all the same: registered with the stop switch (a
     /// `!stop` ends it, and it is then `cancelled`; stopped, it does not
     /// start) and bounded by the turn's time.
-    pub async fn compose(
+    pub(crate) async fn compose(
         &self,
         system_prompt: &str,
         prompt: &str,

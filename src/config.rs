@@ -11,8 +11,8 @@
 //!
 //! This module only reads and checks settings; it never acts on them.
 
-pub mod policy;
-pub mod tools;
+pub(crate) mod policy;
+pub(crate) mod tools;
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,7 @@ pub const EXAMPLE: &str = include_str!("../hermit.example.toml");
 
 /// The chat model of the default configuration: one that passes CI on
 /// 2 cores (`hermit models list` says which fits a given box).
-pub const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b";
+pub(crate) const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -182,7 +182,7 @@ impl HomeserverConfig {
         )
     }
 
-    pub fn venv(&self) -> PathBuf {
+    pub(crate) fn venv(&self) -> PathBuf {
         match (&self.synapse_venv, std::env::var_os("HERMIT_SYNAPSE")) {
             (Some(p), _) => expand_home(p),
             (None, Some(d)) if !d.is_empty() => expand_home(Path::new(&d)),
@@ -618,7 +618,7 @@ impl Config {
     }
 
     /// The models directory in force.
-    pub fn models_dir(&self) -> PathBuf {
+    pub(crate) fn models_dir(&self) -> PathBuf {
         self.inference
             .models_dir
             .clone()
@@ -634,7 +634,7 @@ fn is_user_id(s: &str) -> bool {
 }
 
 /// `$HERMIT_MODELS`, else `~/.cache/hermit/models` (the same rule as scripts/setup).
-pub fn default_models_dir() -> PathBuf {
+pub(crate) fn default_models_dir() -> PathBuf {
     match std::env::var_os("HERMIT_MODELS") {
         Some(dir) if !dir.is_empty() => expand_home(Path::new(&dir)),
         _ => home().join(".cache/hermit/models"),
@@ -648,7 +648,7 @@ fn home() -> PathBuf {
 }
 
 /// Expands a leading `~/`.
-pub fn expand_home(p: &Path) -> PathBuf {
+pub(crate) fn expand_home(p: &Path) -> PathBuf {
     match p.strip_prefix("~") {
         Ok(rest) => home().join(rest),
         Err(_) => p.to_path_buf(),

@@ -32,18 +32,18 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(data_dir: &Path) -> Self {
+    pub(crate) fn new(data_dir: &Path) -> Self {
         Self {
             dir: data_dir.join("synapse"),
         }
     }
-    pub fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.dir.join("homeserver.yaml")
     }
-    pub fn log(&self) -> PathBuf {
+    pub(crate) fn log(&self) -> PathBuf {
         self.dir.join("homeserver.log")
     }
-    pub fn signing_key(&self) -> PathBuf {
+    pub(crate) fn signing_key(&self) -> PathBuf {
         self.dir.join("signing.key")
     }
 }

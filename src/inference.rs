@@ -14,7 +14,7 @@
 mod engine;
 mod queue;
 pub mod scripted;
-pub mod template;
+pub(crate) mod template;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -103,7 +103,7 @@ pub const TOOL_CALL_CLOSE: &str = "</tool_call>";
 /// validate against that tool's schema, then `</tool_call>`. It is applied
 /// lazily, from the moment the model writes `<tool_call>`, so a model that
 /// answers in plain text is not constrained.
-pub fn tool_call_grammar(tools: &serde_json::Value) -> Result<String, InferenceError> {
+pub(crate) fn tool_call_grammar(tools: &serde_json::Value) -> Result<String, InferenceError> {
     // llama.cpp's schema converter orders object keys alphabetically, but
     // models write "name" before "arguments", and a lazy grammar is fed
     // what the model already wrote: so the call's object is spelled out
@@ -147,7 +147,9 @@ pub fn tool_call_grammar(tools: &serde_json::Value) -> Result<String, InferenceE
 /// The grammar of a reply that must be a tool call to one of `tools`,
 /// written as the template teaches: applied from the first token
 /// ([`GenerateRequest::force_tool_call`]).
-pub fn forced_tool_call_grammar(tools: &serde_json::Value) -> Result<String, InferenceError> {
+pub(crate) fn forced_tool_call_grammar(
+    tools: &serde_json::Value,
+) -> Result<String, InferenceError> {
     let lazy = tool_call_grammar(tools)?;
     let body = lazy
         .split_once('\n')
@@ -215,7 +217,7 @@ fn prefix_rules(grammar: &str, prefix: &str) -> String {
 /// or a bare such object. Literal words, not regexes: llama.cpp's regex
 /// triggers run libstdc++'s recursive matcher on the whole output at every
 /// token, which can throw on long outputs and abort the process.
-pub fn tool_call_triggers() -> Vec<String> {
+pub(crate) fn tool_call_triggers() -> Vec<String> {
     let mut words = vec![TOOL_CALL_OPEN.to_string(), "{\"name\"".to_string()];
     for indent in ["", "\n", "\n  ", "\n    ", " "] {
         words.push(format!("```json\n{{{indent}\"name\""));
@@ -224,7 +226,7 @@ pub fn tool_call_triggers() -> Vec<String> {
 }
 
 /// Identifies a conversation's KV cache in the engine.
-pub type ConversationId = u64;
+pub(crate) type ConversationId = u64;
 
 /// What one generation may do beyond the defaults.
 #[derive(Debug, Clone, Default)]
@@ -394,13 +396,13 @@ impl Engine {
     }
 
     /// Requests waiting for the engine, not counting the one it is running.
-    pub fn queue_len(&self) -> usize {
+    pub(crate) fn queue_len(&self) -> usize {
         self.inner.queued.load(Ordering::SeqCst)
     }
 
     /// Generations asked of the model since it was loaded (what an idle
     /// daemon must keep at zero).
-    pub fn generations(&self) -> u64 {
+    pub(crate) fn generations(&self) -> u64 {
         self.inner.generations.load(Ordering::SeqCst)
     }
 
@@ -411,7 +413,7 @@ impl Engine {
 
     /// Like [`Engine::generate`], stopped when `cancel` is set (shared by
     /// the several generations of one agent turn).
-    pub fn generate_with_cancel(
+    pub(crate) fn generate_with_cancel(
         &self,
         request: GenerateRequest,
         cancel: Arc<AtomicBool>,

@@ -17,6 +17,13 @@
 //!
 //! The command line (`src/main.rs`, `src/cli/`) is the binary's, one
 //! module per command, on top of this library.
+//!
+//! The API: what is `pub` is what the binary and the tests (`tests/fast`,
+//! which prove the policy, the sandbox and storage from outside) use;
+//! everything else is `pub(crate)`, and a layer's inner modules are
+//! private unless the binary needs one by name (`sandbox::launcher`,
+//! `trust::audit`, ...). Front ends speak to the agent through one door,
+//! [`agent::Agent::submit`] with an [`agent::Op`].
 
 #![recursion_limit = "256"]
 

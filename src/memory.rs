@@ -50,7 +50,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Message, Kind::Transcript, Kind::Fact, Kind::Note];
+    pub(crate) const ALL: [Kind; 4] = [Kind::Message, Kind::Transcript, Kind::Fact, Kind::Note];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -61,7 +61,7 @@ impl Kind {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Kind> {
+    pub(crate) fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == s)
     }
 
@@ -101,11 +101,11 @@ pub struct Key {
 
 impl Key {
     /// The key as one u64 (the index's document key).
-    pub fn packed(self) -> u64 {
+    pub(crate) fn packed(self) -> u64 {
         (self.kind.code() << 56) | (self.id as u64 & ((1 << 56) - 1))
     }
 
-    pub fn unpack(v: u64) -> Option<Key> {
+    pub(crate) fn unpack(v: u64) -> Option<Key> {
         let kind = Kind::ALL.into_iter().find(|k| k.code() == v >> 56)?;
         Some(Key {
             kind,
@@ -207,7 +207,7 @@ pub struct NewMessage<'a> {
 
 /// A voice message's transcript to keep.
 #[derive(Debug, Clone)]
-pub struct NewTranscript<'a> {
+pub(crate) struct NewTranscript<'a> {
     pub principal: &'a str,
     pub room: Option<&'a str>,
     /// The voice message's Matrix event.
@@ -218,7 +218,7 @@ pub struct NewTranscript<'a> {
 
 /// Keeps a transcript, on `conn` (a channel keeps its transcripts whether
 /// or not memory is on; the index catches up from the change log).
-pub fn record_transcript(conn: &Connection, t: &NewTranscript) -> Result<i64, MemoryError> {
+pub(crate) fn record_transcript(conn: &Connection, t: &NewTranscript) -> Result<i64, MemoryError> {
     conn.execute(
         "INSERT INTO transcripts (principal, room, event_id, language, body, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![t.principal, t.room, t.event_id, t.language, t.body, crate::vocab::now_ms()],
@@ -326,7 +326,7 @@ impl Memory {
 
     /// The embedder, loading it on first use; `None` when embeddings are
     /// off or the model cannot be loaded (said once in the log).
-    pub fn embedder(&self) -> Option<Arc<Embedder>> {
+    pub(crate) fn embedder(&self) -> Option<Arc<Embedder>> {
         let mut state = self.embedder.lock().unwrap_or_else(|e| e.into_inner());
         match &*state {
             EmbedState::Ready(e) => return Some(e.clone()),
@@ -428,7 +428,7 @@ impl Memory {
     }
 
     /// The facts `principal` pinned: always in the prompt.
-    pub fn pinned(&self, principal: &str) -> Result<Vec<Item>, MemoryError> {
+    pub(crate) fn pinned(&self, principal: &str) -> Result<Vec<Item>, MemoryError> {
         let conn = self.conn()?;
         let ids: Vec<i64> = conn
             .prepare_cached(
@@ -452,7 +452,7 @@ impl Memory {
     }
 
     /// Wakes the worker: there is something to index.
-    pub fn notify(&self) {
+    pub(crate) fn notify(&self) {
         let (lock, cv) = &*self.wake;
         *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
         cv.notify_one();
@@ -600,7 +600,7 @@ fn room_of(item: &Item) -> Option<String> {
 }
 
 /// The room of a Matrix conversation key, as stored ("matrix:!room:box:3").
-pub fn room_of_conversation(conversation: &str) -> Option<String> {
+pub(crate) fn room_of_conversation(conversation: &str) -> Option<String> {
     ConversationKey::parse(conversation)?
         .room()
         .map(str::to_string)
@@ -620,7 +620,7 @@ impl Item {
 }
 
 /// A row's date in the owner's timezone ("Mon 23 Nov 2026").
-pub fn describe_date(ts: i64, tz: &jiff::tz::TimeZone) -> String {
+pub(crate) fn describe_date(ts: i64, tz: &jiff::tz::TimeZone) -> String {
     jiff::Timestamp::from_millisecond(ts)
         .map(|t| t.to_zoned(tz.clone()).strftime("%a %-d %b %Y").to_string())
         .unwrap_or_else(|_| "?".into())

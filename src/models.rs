@@ -13,7 +13,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 /// The registry shipped with this build.
-pub const REGISTRY: &str = include_str!("../models/models.toml");
+pub(crate) const REGISTRY: &str = include_str!("../models/models.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -140,7 +140,7 @@ fn one() -> u32 {
 
 impl ModelEntry {
     /// How to get this model, for error messages.
-    pub fn fetch_hint(&self) -> String {
+    pub(crate) fn fetch_hint(&self) -> String {
         match (&self.pypi, self.setup) {
             (Some(_), true) => format!(
                 "run scripts/setup, or `scripts/fetch-models {}`, or `hermit models pull {}`",
@@ -209,7 +209,7 @@ impl Registry {
         Self::builtin(config.models_dir())
     }
 
-    pub fn parse(text: &str, dir: PathBuf) -> Result<Self, toml::de::Error> {
+    pub(crate) fn parse(text: &str, dir: PathBuf) -> Result<Self, toml::de::Error> {
         let file: RegistryFile = toml::from_str(text)?;
         Ok(Self {
             models: file.models,
@@ -306,7 +306,7 @@ impl Registry {
 
     /// The file of a model (a speech model) that is present and verified,
     /// with its companions.
-    pub fn resolve_file(&self, name: &str) -> Result<PathBuf, ModelError> {
+    pub(crate) fn resolve_file(&self, name: &str) -> Result<PathBuf, ModelError> {
         let entry = self.get(name).ok_or_else(|| ModelError::Unknown {
             name: name.into(),
             known: self.known(),
@@ -445,7 +445,7 @@ impl Registry {
 }
 
 /// The first four bytes of a GGUF file.
-pub fn check_gguf(path: &Path) -> Result<(), ModelError> {
+pub(crate) fn check_gguf(path: &Path) -> Result<(), ModelError> {
     let mut magic = [0u8; 4];
     let mut f = File::open(path).map_err(|source| ModelError::Io {
         path: path.into(),
@@ -526,7 +526,7 @@ pub fn verify(entry: &ModelEntry, path: &Path, force: bool) -> Result<(), ModelE
     Ok(())
 }
 
-pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
+pub(crate) fn sha256_file(path: &Path) -> Result<String, ModelError> {
     let mut f = File::open(path).map_err(|source| ModelError::Io {
         path: path.into(),
         source,

@@ -41,7 +41,7 @@ const POLL_MS: i64 = 5_000;
 const SENDS_AT_ONCE: usize = 8;
 /// Scheduled tasks that run at once (each is a model turn, and may start
 /// tool processes); the others wait their turn.
-pub const TASKS_AT_ONCE: usize = 2;
+pub(crate) const TASKS_AT_ONCE: usize = 2;
 
 /// The pause before what could not be sent is tried again.
 const RETRY: Duration = Duration::from_secs(10);
@@ -56,7 +56,7 @@ pub struct Place {
 }
 
 impl Place {
-    pub fn new(channel: impl Into<String>, id: impl Into<String>) -> Self {
+    pub(crate) fn new(channel: impl Into<String>, id: impl Into<String>) -> Self {
         Self {
             channel: channel.into(),
             id: id.into(),
@@ -65,7 +65,7 @@ impl Place {
 
     /// The key of a conversation held here ("matrix:!room:box:task-3-…"),
     /// as approvals and memory name it.
-    pub fn conversation(&self, name: &str) -> ConversationKey {
+    pub(crate) fn conversation(&self, name: &str) -> ConversationKey {
         ConversationKey::new(self.channel.as_str(), self.id.as_str(), name)
     }
 }
@@ -209,7 +209,7 @@ impl<O: Outbox> Scheduler<O> {
     /// Acts on occurrences taken as due: tasks and briefings start on
     /// their own, reminders are sent (a few at a time). False if anything
     /// could not be sent or started (it stays due).
-    pub async fn fire(self: &Arc<Self>, due: Vec<Due>) -> bool {
+    pub(crate) async fn fire(self: &Arc<Self>, due: Vec<Due>) -> bool {
         let mut failed = false;
         let mut plain = Vec::new();
         for d in due {
@@ -259,7 +259,7 @@ impl<O: Outbox> Scheduler<O> {
 
     /// Sends one reminder; `false` if it could not be sent (it stays
     /// pending).
-    pub async fn deliver(&self, d: &Due) -> bool {
+    pub(crate) async fn deliver(&self, d: &Due) -> bool {
         let Some(place) = self.outbox.place(&d.principal, d.room.as_deref()).await else {
             tracing::warn!(reminder = d.reminder, principal = %d.principal, "reminder: no room to deliver to yet (the person has not written to the bot)");
             return false;
@@ -295,7 +295,7 @@ impl<O: Outbox> Scheduler<O> {
 
     /// The morning briefing of occurrence `d`: written, sent and marked;
     /// what cannot be gathered or sent is retried after a pause.
-    pub async fn briefing(self: Arc<Self>, d: Due) {
+    pub(crate) async fn briefing(self: Arc<Self>, d: Due) {
         let key = (d.reminder, d.due_at);
         let r = self.reminders.clone();
         let (who, tz) = (d.principal.clone(), d.tz.clone());
@@ -356,7 +356,7 @@ impl<O: Outbox> Scheduler<O> {
     /// the list when the model fails or runs out of time; a line, without
     /// a model call, when there is nothing to say; the list with a note
     /// when Hermit is stopped (also when stopped while it was writing).
-    pub async fn briefing_text(&self, d: &Due, data: &BriefingData) -> String {
+    pub(crate) async fn briefing_text(&self, d: &Due, data: &BriefingData) -> String {
         let zone = crate::schedule::timezone(&d.tz).unwrap_or(jiff::tz::TimeZone::UTC);
         let late = if d.late {
             let at = jiff::Timestamp::from_millisecond(d.due_at)
@@ -434,7 +434,7 @@ impl<O: Outbox> Scheduler<O> {
     /// waits), with the effects granted to it at creation allowed. A task
     /// set after untrusted text runs tainted: every effect beyond reading
     /// asks, whatever was granted. Its result is sent once.
-    pub async fn task(self: Arc<Self>, d: Due) {
+    pub(crate) async fn task(self: Arc<Self>, d: Due) {
         // At most TASKS_AT_ONCE run; the rest wait (in order) for a slot.
         let Ok(_slot) = self.task_slots.clone().acquire_owned().await else {
             return;

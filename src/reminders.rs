@@ -61,7 +61,7 @@ impl Reminder {
 
     /// One line for a list: "3: call mum — on Friday …", tasks and
     /// grants named.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let what = match self.action {
             Action::Task => format!("task \"{}\"", self.text),
             Action::Briefing => "morning briefing".into(),
@@ -100,7 +100,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Action::Remind => "remind",
             Action::Task => "task",
@@ -126,7 +126,7 @@ impl rusqlite::types::FromSql for Action {
 
 /// An occurrence to deliver.
 #[derive(Debug, Clone, Serialize)]
-pub struct Due {
+pub(crate) struct Due {
     pub reminder: i64,
     pub principal: String,
     pub room: Option<String>,
@@ -146,7 +146,7 @@ pub struct Due {
 
 /// What the morning briefing is written from.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct BriefingData {
+pub(crate) struct BriefingData {
     /// "Thursday 26 November 2026".
     pub today: String,
     /// Today's occurrences from now on: (local "HH:MM", what, id).
@@ -160,13 +160,13 @@ pub struct BriefingData {
 }
 
 impl BriefingData {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.due_today.is_empty() && self.open.is_empty() && self.watching.is_empty()
     }
 
     /// The data as plain lines (the model's input, and the exact list
     /// under its words).
-    pub fn lines(&self) -> String {
+    pub(crate) fn lines(&self) -> String {
         let mut out = String::new();
         out.push_str("Today:\n");
         if self.due_today.is_empty() {
@@ -207,10 +207,10 @@ pub struct Reminders {
 
 /// What one person may keep active at once: a model that loops, or a
 /// member, cannot fill the scheduler (each task is a model turn).
-pub const MAX_REMINDERS_PER_PERSON: i64 = 200;
-pub const MAX_TASKS_PER_PERSON: i64 = 20;
+pub(crate) const MAX_REMINDERS_PER_PERSON: i64 = 200;
+pub(crate) const MAX_TASKS_PER_PERSON: i64 = 20;
 /// The shortest period of a recurring task, in minutes.
-pub const MIN_TASK_PERIOD_MINUTES: i64 = 15;
+pub(crate) const MIN_TASK_PERIOD_MINUTES: i64 = 15;
 
 impl Reminders {
     pub fn open(data_dir: &std::path::Path) -> Result<Self, ReminderError> {
@@ -258,7 +258,7 @@ impl Reminders {
     /// `at`, or at each occurrence of `rule`, with `grants` (effects the
     /// owner allowed it to use unattended).
     #[allow(clippy::too_many_arguments)]
-    pub fn add_task(
+    pub(crate) fn add_task(
         &self,
         principal: &str,
         room: Option<&str>,
@@ -321,7 +321,7 @@ impl Reminders {
 
     /// Turns the person's morning briefing on at `at` (hour, minute) local
     /// time, or off (`None`); there is at most one per person.
-    pub fn set_briefing(
+    pub(crate) fn set_briefing(
         &self,
         principal: &str,
         room: Option<&str>,
@@ -361,7 +361,7 @@ impl Reminders {
 
     /// Something the person asked Hermit to keep an eye on: never due,
     /// shown in each morning briefing until cancelled.
-    pub fn add_watch(
+    pub(crate) fn add_watch(
         &self,
         principal: &str,
         text: &str,
@@ -383,7 +383,7 @@ impl Reminders {
 
     /// Marks the last delivery of reminder `id` of `principal` done (so
     /// the briefing no longer lists it as open).
-    pub fn mark_done(&self, id: i64, principal: &str) -> Result<bool, ReminderError> {
+    pub(crate) fn mark_done(&self, id: i64, principal: &str) -> Result<bool, ReminderError> {
         let n = self.conn()?.execute(
             "UPDATE reminder_deliveries SET done_at = ?3
              WHERE reminder = ?1 AND done_at IS NULL AND delivered_at IS NOT NULL
@@ -395,7 +395,7 @@ impl Reminders {
 
     /// Marks done the reminder delivered as Matrix event `event_id`, if
     /// it is `principal`'s (a ✅ reaction to it).
-    pub fn mark_done_by_event(
+    pub(crate) fn mark_done_by_event(
         &self,
         event_id: &str,
         principal: &str,
@@ -410,7 +410,7 @@ impl Reminders {
     }
 
     /// The person's active briefing, if on.
-    pub fn briefing(&self, principal: &str) -> Result<Option<Reminder>, ReminderError> {
+    pub(crate) fn briefing(&self, principal: &str) -> Result<Option<Reminder>, ReminderError> {
         Ok(self
             .list(Some(principal), false)?
             .into_iter()
@@ -420,7 +420,7 @@ impl Reminders {
     /// What the morning briefing of `principal` at `now` is written from:
     /// the rest of today's reminders, schedules and tasks, yesterday's
     /// reminders not marked done, and what they asked Hermit to watch.
-    pub fn gather(
+    pub(crate) fn gather(
         &self,
         principal: &str,
         now: i64,
@@ -651,7 +651,7 @@ impl Reminders {
     }
 
     /// The earliest due instant of an active reminder.
-    pub fn next_due(&self) -> Result<Option<i64>, ReminderError> {
+    pub(crate) fn next_due(&self) -> Result<Option<i64>, ReminderError> {
         let conn = self.conn()?;
         Ok(conn.query_row(
             "SELECT min(next_at) FROM reminders WHERE status = 'active'",
@@ -663,7 +663,7 @@ impl Reminders {
     /// Takes every occurrence due at `now`: records its delivery and moves
     /// its reminder on, atomically. Returns those, and the deliveries of
     /// earlier calls that were never marked sent (a crash in between).
-    pub fn take_due(&self, now: i64) -> Result<Vec<Due>, ReminderError> {
+    pub(crate) fn take_due(&self, now: i64) -> Result<Vec<Due>, ReminderError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let due: Vec<Reminder> = {
@@ -728,7 +728,7 @@ impl Reminders {
     }
 
     /// Records that an occurrence was sent.
-    pub fn mark_delivered(
+    pub(crate) fn mark_delivered(
         &self,
         reminder: i64,
         due_at: i64,

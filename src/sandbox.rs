@@ -25,10 +25,10 @@
 //! This module decides nothing about *whether* a tool may run: the policy
 //! does. It only makes sure that what runs is contained.
 
-pub mod landlock;
+pub(crate) mod landlock;
 pub mod launcher;
-pub mod seccomp;
-pub mod view;
+pub(crate) mod seccomp;
+pub(crate) mod view;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -40,8 +40,8 @@ use serde::{Deserialize, Serialize};
 
 /// Exit code of the launcher when the sandbox could not be set up; its
 /// stderr then holds a line starting with [`SETUP_ERROR_PREFIX`].
-pub const SETUP_FAILED: i32 = 125;
-pub const SETUP_ERROR_PREFIX: &str = "hermit-sandbox: ";
+pub(crate) const SETUP_FAILED: i32 = 125;
+pub(crate) const SETUP_ERROR_PREFIX: &str = "hermit-sandbox: ";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -63,11 +63,11 @@ pub use crate::config::tools::{Limits, Mechanism, ToolUser, Weaker};
 /// The environment variable that carries the launcher's request (policy
 /// and command) from the daemon: not its command line, which every local
 /// user can read in `ps`.
-pub const REQUEST_ENV: &str = "HERMIT_SANDBOX_REQUEST";
+pub(crate) const REQUEST_ENV: &str = "HERMIT_SANDBOX_REQUEST";
 
 /// What the daemon asks the launcher to run.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Request {
+pub(crate) struct Request {
     pub policy: SandboxPolicy,
     pub argv: Vec<String>,
 }
@@ -138,12 +138,12 @@ static RUNNING: std::sync::Mutex<Vec<(u64, i32, Option<PathBuf>)>> =
 static HALTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Holds (or releases) every sandboxed process of this process.
-pub fn set_halted(halted: bool) {
+pub(crate) fn set_halted(halted: bool) {
     HALTED.store(halted, Ordering::SeqCst);
 }
 
 /// Whether this process holds every tool (see [`set_halted`]).
-pub fn is_halted() -> bool {
+pub(crate) fn is_halted() -> bool {
     HALTED.load(Ordering::SeqCst)
 }
 
@@ -677,7 +677,7 @@ pub struct Support {
 
 impl Support {
     /// Every mechanism the sandbox needs that is missing, with why.
-    pub fn missing_all(&self) -> Vec<(Mechanism, String)> {
+    pub(crate) fn missing_all(&self) -> Vec<(Mechanism, String)> {
         let mut out = Vec::new();
         if self.landlock_abi < 1 {
             out.push((

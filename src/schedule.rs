@@ -15,7 +15,7 @@
 //! Monday": `0 9 * * MON#1`). As in cron, when both the day of the month
 //! and the day of the week are restricted, a day matching either is due.
 
-pub mod when;
+pub(crate) mod when;
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,7 +26,7 @@ use jiff::tz::TimeZone;
 
 /// A parsed cron rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cron {
+pub(crate) struct Cron {
     text: String,
     minutes: u64,
     hours: u32,
@@ -154,7 +154,7 @@ impl fmt::Display for Cron {
 
 impl Cron {
     /// Whether `date` is one of the rule's days.
-    pub fn is_due_on(&self, date: Date) -> bool {
+    pub(crate) fn is_due_on(&self, date: Date) -> bool {
         if self.months & (1 << date.month()) == 0 {
             return false;
         }
@@ -172,7 +172,7 @@ impl Cron {
     }
 
     /// The first occurrence strictly after `after`, in `tz`.
-    pub fn next_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+    pub(crate) fn next_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         let mut date = after.to_zoned(tz.clone()).date();
         for _ in 0..HORIZON_DAYS {
             if self.is_due_on(date) {
@@ -194,12 +194,12 @@ impl Cron {
 }
 
 /// A timezone by IANA name ("Europe/Paris"); empty: the machine's.
-pub fn timezone(name: &str) -> Result<TimeZone, String> {
+pub(crate) fn timezone(name: &str) -> Result<TimeZone, String> {
     crate::vocab::owner_timezone(name)
 }
 
 /// "Friday 28 November 2026 at 18:00", in `tz`.
-pub fn describe(at: Timestamp, tz: &TimeZone) -> String {
+pub(crate) fn describe(at: Timestamp, tz: &TimeZone) -> String {
     at.to_zoned(tz.clone())
         .strftime("%A %-d %B %Y at %H:%M")
         .to_string()

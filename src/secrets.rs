@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 /// The names of the secrets Hermit generates.
 pub mod names {
     /// Synapse's shared registration secret (creates accounts).
-    pub const REGISTRATION: &str = "synapse-registration";
+    pub(crate) const REGISTRATION: &str = "synapse-registration";
     /// Synapse's macaroon and form secrets.
-    pub const MACAROON: &str = "synapse-macaroon";
-    pub const FORM: &str = "synapse-form";
+    pub(crate) const MACAROON: &str = "synapse-macaroon";
+    pub(crate) const FORM: &str = "synapse-form";
     /// The bot account's password.
     pub const BOT_PASSWORD: &str = "bot-password";
     /// The owner account's password (the owner reads it once, logs in, and
@@ -176,7 +176,7 @@ impl Secrets {
 
     /// The secret `name`, generated (and written, 0600) the first time.
     /// Returns it and whether it was created now.
-    pub fn get_or_create(&self, name: &str) -> Result<(Secret, bool), SecretsError> {
+    pub(crate) fn get_or_create(&self, name: &str) -> Result<(Secret, bool), SecretsError> {
         if let Some(s) = self.get(name)? {
             return Ok((s, false));
         }
@@ -218,7 +218,7 @@ pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// `n` random bytes from the kernel.
-pub fn random_bytes<const N: usize>() -> Result<[u8; N], SecretsError> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], SecretsError> {
     let mut bytes = [0u8; N];
     let mut filled = 0;
     while filled < bytes.len() {

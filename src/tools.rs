@@ -12,15 +12,15 @@
 //! runs it in the [`crate::sandbox`]; the file tools resolve every path
 //! beneath the workspace with `openat2(RESOLVE_BENEATH)`.
 
-pub mod calculate;
-pub mod fetch;
+pub(crate) mod calculate;
+pub(crate) mod fetch;
 pub mod files;
-pub mod memory;
-pub mod notes;
-pub mod reminders;
-pub mod schema;
-pub mod shell;
-pub mod time;
+pub(crate) mod memory;
+pub(crate) mod notes;
+pub(crate) mod reminders;
+pub(crate) mod schema;
+pub(crate) mod shell;
+pub(crate) mod time;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,7 +69,7 @@ pub enum ToolError {
 
 impl ToolError {
     /// A tool that ran but could not do what was asked.
-    pub fn failed(tool: &str, message: impl std::fmt::Display) -> Self {
+    pub(crate) fn failed(tool: &str, message: impl std::fmt::Display) -> Self {
         Self::Failed {
             tool: tool.into(),
             message: message.to_string(),
@@ -102,7 +102,7 @@ impl ToolContext {
     /// [`CallMeta::principal`]): the owner's is `paths.workspace`; each
     /// member has their own, `<data>/members/<id>/workspace`, and sees
     /// nothing of the owner's files.
-    pub fn workspace_for(&self, principal: Option<&str>) -> PathBuf {
+    pub(crate) fn workspace_for(&self, principal: Option<&str>) -> PathBuf {
         match self.member_home(principal) {
             Some(home) => home.join("workspace"),
             None => self.workspace.clone(),
@@ -111,7 +111,7 @@ impl ToolContext {
 
     /// The trash of the person a call acts for: the owner's is
     /// `<data>/trash`; a member's is their own, beside their workspace.
-    pub fn trash_for(&self, principal: Option<&str>) -> PathBuf {
+    pub(crate) fn trash_for(&self, principal: Option<&str>) -> PathBuf {
         match self.member_home(principal) {
             Some(home) => home.join("trash"),
             None => self.data_dir.join("trash"),
@@ -128,7 +128,7 @@ impl ToolContext {
     }
 
     /// [`ToolContext::sandbox_policy`] for the person a call acts for.
-    pub fn sandbox_policy_for(&self, principal: Option<&str>) -> SandboxPolicy {
+    pub(crate) fn sandbox_policy_for(&self, principal: Option<&str>) -> SandboxPolicy {
         SandboxPolicy {
             workspace: self.workspace_for(principal),
             ..self.sandbox_policy()
@@ -215,12 +215,12 @@ pub struct CallMeta {
 
 impl CallMeta {
     /// Whose memory and reminders the call acts on (the owner's by default).
-    pub fn principal_key(&self) -> &str {
+    pub(crate) fn principal_key(&self) -> &str {
         self.principal.as_deref().unwrap_or(crate::vocab::OWNER)
     }
 
     /// The Matrix room the call is made in, if any.
-    pub fn room(&self) -> Option<String> {
+    pub(crate) fn room(&self) -> Option<String> {
         self.conversation
             .as_ref()
             .and_then(|k| k.room())
@@ -270,7 +270,7 @@ impl Toolbox {
     }
 
     /// A call's arguments as the audit log keeps them.
-    pub fn audit_arguments(&self, call: &ToolCall) -> Value {
+    pub(crate) fn audit_arguments(&self, call: &ToolCall) -> Value {
         match self.get(&call.name) {
             Some(t) => t.audit_arguments(&call.arguments),
             None => call.arguments.clone(),
@@ -289,7 +289,7 @@ impl Toolbox {
     }
 
     /// The tools as a chat template's `tools` list (OpenAI function format).
-    pub fn template_tools(&self) -> Value {
+    pub(crate) fn template_tools(&self) -> Value {
         Value::Array(
             self.specs()
                 .into_iter()

@@ -34,7 +34,7 @@ pub struct Trust {
 
 /// Installs the values of every stored secret in the redaction filter
 /// (again after `hermit secrets set`).
-pub fn load_secrets(data_dir: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) fn load_secrets(data_dir: &std::path::Path) -> anyhow::Result<()> {
     if data_dir.join("secrets").is_dir() {
         let secrets = crate::secrets::Secrets::open(data_dir)?;
         let all = secrets.all()?;
@@ -98,7 +98,7 @@ impl Trust {
 
     /// A decision on an approval request, by whoever `who` is, from `via`
     /// ("matrix", "terminal", ...), audited whatever its outcome.
-    pub fn decide(
+    pub(crate) fn decide(
         &self,
         code: &str,
         who: &approvals::Decider,
@@ -156,7 +156,7 @@ impl Trust {
     }
 
     /// A reply as it may leave the box: secrets out, links defused.
-    pub fn outgoing(&self, text: &str) -> String {
+    pub(crate) fn outgoing(&self, text: &str) -> String {
         redact::neutralise_links(&redact::redact(text), &self.link_hosts)
     }
 

@@ -10,9 +10,9 @@
 
 mod action;
 mod audit;
-pub mod clock;
+pub(crate) mod clock;
 mod conversation;
-pub mod origin;
+pub(crate) mod origin;
 mod principal;
 
 pub use action::{Effect, ToolCall};
@@ -24,7 +24,7 @@ pub use principal::{OWNER, Principal};
 
 /// Whether `host` matches an allow-list `pattern`: `example.org` exactly,
 /// or `*.example.org` for its subdomains.
-pub fn host_matches(host: &str, pattern: &str) -> bool {
+pub(crate) fn host_matches(host: &str, pattern: &str) -> bool {
     let pattern = pattern.trim().to_ascii_lowercase();
     match pattern.strip_prefix("*.") {
         Some(suffix) => host.ends_with(&format!(".{suffix}")),

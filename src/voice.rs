@@ -110,7 +110,7 @@ impl VoiceSettings {
 }
 
 /// `hermit-stt` beside this executable (`HERMIT_STT` overrides).
-pub fn worker_path() -> PathBuf {
+pub(crate) fn worker_path() -> PathBuf {
     if let Some(p) = std::env::var_os("HERMIT_STT") {
         return PathBuf::from(p);
     }
@@ -153,7 +153,7 @@ impl Voice {
     }
 
     /// Where the worker reads clips from (created on first use).
-    pub fn inbox(&self) -> PathBuf {
+    pub(crate) fn inbox(&self) -> PathBuf {
         self.settings.dir.join("inbox")
     }
 
@@ -315,7 +315,7 @@ impl Voice {
     /// Refuses, before anything is downloaded, a clip whose declared size
     /// or duration is over the limits (`voice.max_mb`, `voice.max_seconds`).
     /// A sender can understate them: the worker checks again what it gets.
-    pub fn check_declared(
+    pub(crate) fn check_declared(
         &self,
         bytes: Option<u64>,
         seconds: Option<f64>,

@@ -41,7 +41,7 @@ impl<'a> Op<'a> {
     }
 
     /// Words that came labelled with `origin`.
-    pub fn from(text: &'a str, origin: &'a Origin) -> Self {
+    pub fn labelled(text: &'a str, origin: &'a Origin) -> Self {
         Op::Message {
             text,
             origin: Some(origin),

@@ -23,7 +23,7 @@ use regex::Regex;
 
 /// The tools offered for one message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Route {
+pub(crate) struct Route {
     /// Tool names, in the toolbox's order once filtered by the agent.
     pub tools: Vec<&'static str>,
     /// The tools of the intents the message shows plainly: the first step
@@ -185,13 +185,13 @@ static INTENTS: LazyLock<Vec<Intent>> = LazyLock::new(|| {
 /// The tool sets a message showing one intent is offered, and the empty
 /// set (small talk): the prompt prefixes worth evaluating ahead of time
 /// ([`super::Agent::warm`]).
-pub fn tool_sets() -> Vec<Vec<&'static str>> {
+pub(crate) fn tool_sets() -> Vec<Vec<&'static str>> {
     let mut sets = vec![Vec::new()];
     sets.extend(INTENTS.iter().map(|i| i.tools.to_vec()));
     sets
 }
 
-pub fn route(message: &str) -> Route {
+pub(crate) fn route(message: &str) -> Route {
     let mut route = Route::default();
     let mut steps: Vec<(usize, Vec<&'static str>)> = Vec::new();
     for intent in INTENTS.iter() {

@@ -131,14 +131,6 @@ impl Bot {
         let _ = self.voice.set(voice);
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    pub fn trust(&self) -> &Arc<Trust> {
-        &self.trust
-    }
-
     pub fn system_prompt(&self) -> &str {
         &self.settings.system_prompt
     }

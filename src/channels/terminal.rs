@@ -322,7 +322,7 @@ fn print_outcome(outcome: Result<TurnOutcome, String>, interactive: bool) {
 
 /// A line that is only a yes (`Some(true)`) or a no (`Some(false)`), in
 /// English or French; anything else is a message.
-pub fn yes_or_no(line: &str) -> Option<bool> {
+pub(crate) fn yes_or_no(line: &str) -> Option<bool> {
     let l = line
         .trim()
         .trim_end_matches(['.', '!'])

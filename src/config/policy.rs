@@ -40,7 +40,7 @@ pub struct RuleSet {
 
 impl RuleSet {
     /// These rules over `base`.
-    pub fn over(&self, base: EffectRules) -> EffectRules {
+    pub(crate) fn over(&self, base: EffectRules) -> EffectRules {
         EffectRules {
             read: self.read.unwrap_or(base.read),
             write: self.write.unwrap_or(base.write),
@@ -67,7 +67,7 @@ pub struct EffectRules {
 }
 
 impl EffectRules {
-    pub fn get(&self, effect: Effect) -> Rule {
+    pub(crate) fn get(&self, effect: Effect) -> Rule {
         match effect {
             Effect::Read => self.read,
             Effect::Write => self.write,
@@ -81,7 +81,7 @@ impl EffectRules {
 
     /// The owner's default: reads and their own memory allowed, everything
     /// else asks.
-    pub fn owner_default() -> Self {
+    pub(crate) fn owner_default() -> Self {
         Self {
             read: Rule::Allow,
             write: Rule::Ask,
@@ -94,7 +94,7 @@ impl EffectRules {
     }
 
     /// Everything denied: what a role defined without a rule gets.
-    pub fn none() -> Self {
+    pub(crate) fn none() -> Self {
         Self {
             read: Rule::Deny,
             write: Rule::Deny,
@@ -107,7 +107,7 @@ impl EffectRules {
     }
 
     /// A member's default: reads, and their own memory.
-    pub fn member_default() -> Self {
+    pub(crate) fn member_default() -> Self {
         Self {
             read: Rule::Allow,
             write: Rule::Deny,
@@ -160,7 +160,7 @@ impl Default for PolicyConfig {
 
 impl PolicyConfig {
     /// Checks what serde cannot: roles named exist, members are members.
-    pub fn check(&self, members: &[String]) -> Result<(), String> {
+    pub(crate) fn check(&self, members: &[String]) -> Result<(), String> {
         for (id, role) in &self.member_roles {
             if !members.iter().any(|m| m == id) {
                 return Err(format!(

@@ -58,7 +58,7 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
-    pub const ALL: [Mechanism; 4] = [
+    pub(crate) const ALL: [Mechanism; 4] = [
         Mechanism::Landlock,
         Mechanism::Seccomp,
         Mechanism::Namespaces,
@@ -88,7 +88,7 @@ pub struct Weaker {
 }
 
 impl Weaker {
-    pub const ALL: Weaker = Weaker {
+    pub(crate) const ALL: Weaker = Weaker {
         landlock: true,
         seccomp: true,
         namespaces: true,

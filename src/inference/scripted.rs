@@ -34,7 +34,7 @@ pub enum ScriptedReply {
 
 /// The script: called with each request (the whole prompt as the agent
 /// built it), returns the reply.
-pub type Script = dyn Fn(&GenerateRequest) -> ScriptedReply + Send + 'static;
+pub(crate) type Script = dyn Fn(&GenerateRequest) -> ScriptedReply + Send + 'static;
 
 impl Engine {
     /// An engine whose "model" is `script` (a test double; see the module

@@ -15,7 +15,7 @@ use minijinja::{Environment, Error, ErrorKind, Value};
 use serde::Serialize;
 
 /// Used when a model has no template of its own (logged when it happens).
-pub const CHATML_FALLBACK: &str = "{%- for message in messages %}{{ '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{%- endif %}";
+pub(crate) const CHATML_FALLBACK: &str = "{%- for message in messages %}{{ '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{%- endif %}";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,7 +53,7 @@ impl ChatMessage {
     }
 
     /// An assistant message that calls a tool (after `content`, if any).
-    pub fn tool_call(content: impl Into<String>, call: TemplateToolCall) -> Self {
+    pub(crate) fn tool_call(content: impl Into<String>, call: TemplateToolCall) -> Self {
         Self {
             role: Role::Assistant,
             content: content.into(),
@@ -94,7 +94,7 @@ const OPEN: char = '\u{F8F0}';
 const CLOSE: char = '\u{F8F1}';
 
 impl ChatTemplate {
-    pub fn new(
+    pub(crate) fn new(
         source: Option<&str>,
         bos: impl Into<String>,
         eos: impl Into<String>,
@@ -141,7 +141,7 @@ impl ChatTemplate {
 
     /// Renders `messages` (and `tools`, a JSON list of tool definitions)
     /// into pieces, ending with the assistant's turn opening.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         messages: &[ChatMessage],
         tools: Option<&serde_json::Value>,

@@ -138,7 +138,7 @@ impl Embedder {
 }
 
 /// A vector as stored in hermit.db: little-endian f32.
-pub fn to_blob(v: &[f32]) -> Vec<u8> {
+pub(crate) fn to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 

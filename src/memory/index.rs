@@ -131,7 +131,7 @@ impl TextIndex {
     /// Opens the index in `dir`, creating it if absent. A directory that
     /// holds something else (or an index from an incompatible version) is
     /// an error naming `hermit memory reindex`.
-    pub fn open(dir: &Path) -> Result<Self, IndexError> {
+    pub(crate) fn open(dir: &Path) -> Result<Self, IndexError> {
         let err = |message: String| IndexError::Index {
             path: dir.display().to_string(),
             message,
@@ -189,7 +189,7 @@ impl TextIndex {
     }
 
     /// The last `memory_log` seq the committed index covers.
-    pub fn last_seq(&self) -> Result<i64, IndexError> {
+    pub(crate) fn last_seq(&self) -> Result<i64, IndexError> {
         let metas = self.index.load_metas().map_err(|e| self.err(e))?;
         Ok(metas
             .payload
@@ -220,7 +220,7 @@ impl TextIndex {
     /// each committed with its last seq; `progress(done, total)` after each.
     /// Returns without waiting when another process is writing
     /// (`wait` = zero) or waits up to `wait`.
-    pub fn sync(
+    pub(crate) fn sync(
         &self,
         conn: &Connection,
         wait: std::time::Duration,
@@ -343,7 +343,7 @@ impl TextIndex {
 
     /// Merges every segment into one and deletes the files no longer used:
     /// deleted documents are then gone from the disk, not only hidden.
-    pub fn compact(&self) -> Result<(), IndexError> {
+    pub(crate) fn compact(&self) -> Result<(), IndexError> {
         let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let writer = self.writer(std::time::Duration::from_secs(10))?;
         self.merge_all(writer)?;
@@ -371,7 +371,7 @@ impl TextIndex {
 
     /// The best `limit` rows for `query` (BM25 over both analysers),
     /// restricted to `principal` when given.
-    pub fn search(
+    pub(crate) fn search(
         &self,
         principal: Option<&str>,
         query: &str,

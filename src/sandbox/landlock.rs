@@ -22,7 +22,7 @@ use super::SandboxPolicy;
 
 const SYSTEM_READ_ONLY: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"];
 /// Restricts the calling process (and what it executes) for good.
-pub fn restrict(policy: &SandboxPolicy) -> Result<(), String> {
+pub(crate) fn restrict(policy: &SandboxPolicy) -> Result<(), String> {
     let abi = ABI::V5;
     let err = |e: landlock::RulesetError| format!("Landlock: {e}");
     let mut ruleset = Ruleset::default()

@@ -333,7 +333,7 @@ fn drop_to(uid: u32, gid: u32) {
 /// Empties every capability set (including inside the user namespace) and
 /// sets no_new_privs, so that nothing executed later can gain one (no
 /// setuid bit, no file capability).
-pub fn drop_capabilities() -> Result<(), String> {
+pub(crate) fn drop_capabilities() -> Result<(), String> {
     // SAFETY: prctl and capset with valid arguments.
     unsafe {
         // Bounding set: every capability this kernel knows (EINVAL past
@@ -399,7 +399,7 @@ pub fn drop_capabilities() -> Result<(), String> {
 /// Whether this process may create the namespaces the launcher needs
 /// (tried in a short-lived child; as root, also a user namespace made by
 /// an unprivileged uid).
-pub fn can_unshare(root: bool) -> bool {
+pub(crate) fn can_unshare(root: bool) -> bool {
     // SAFETY: the child only calls unshare and _exit, both async-signal-safe.
     unsafe {
         match libc::fork() {

@@ -109,7 +109,7 @@ fn rule(conds: Vec<SeccompCondition>) -> Result<SeccompRule, String> {
 }
 
 /// The filters, in the order they are installed.
-pub fn filters(network: bool) -> Result<Vec<BpfProgram>, String> {
+pub(crate) fn filters(network: bool) -> Result<Vec<BpfProgram>, String> {
     let arch = arch()?;
     let mut denied: BTreeMap<i64, Vec<SeccompRule>> =
         DENIED.iter().map(|&nr| (nr, Vec::new())).collect();
@@ -184,7 +184,7 @@ pub fn filters(network: bool) -> Result<Vec<BpfProgram>, String> {
 /// Installs the filters on the calling thread (inherited across exec).
 /// Requires no_new_privs, which Landlock's restriction already set; set
 /// again here so the order of the two does not matter.
-pub fn apply(network: bool) -> Result<(), String> {
+pub(crate) fn apply(network: bool) -> Result<(), String> {
     // SAFETY: prctl with constant arguments.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));

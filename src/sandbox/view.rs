@@ -31,12 +31,12 @@ use super::SandboxPolicy;
 
 /// The system directories, read-only (a missing one is skipped; a symlink,
 /// as `/bin` on a merged-/usr system, is recreated as a symlink).
-pub const SYSTEM: &[&str] = &[
+pub(crate) const SYSTEM: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
 ];
 
 /// What of `/etc` a program needs, and why.
-pub const ETC: &[&str] = &[
+pub(crate) const ETC: &[&str] = &[
     // The dynamic loader.
     "ld.so.cache",
     "ld.so.conf",
@@ -68,7 +68,7 @@ pub const ETC: &[&str] = &[
 ];
 
 /// Device files a program may need (all harmless).
-pub const DEVICES: &[&str] = &[
+pub(crate) const DEVICES: &[&str] = &[
     "/dev/null",
     "/dev/zero",
     "/dev/full",
@@ -221,7 +221,7 @@ fn identity_files(uid: u32, gid: u32, home: &Path) -> (String, String) {
 /// Builds the new root and makes it this process's `/`. Called in a fresh
 /// mount namespace, with the rights to mount in it, before any privilege
 /// is dropped; `uid`/`gid` own the scratch (as seen from this namespace).
-pub fn enter(policy: &SandboxPolicy, uid: u32, gid: u32) -> Result<(), String> {
+pub(crate) fn enter(policy: &SandboxPolicy, uid: u32, gid: u32) -> Result<(), String> {
     // Nothing mounted here may reach the host's mount namespace.
     mount(
         None,

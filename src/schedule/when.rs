@@ -142,7 +142,7 @@ fn clock(word: &str) -> Option<(i8, i8, Option<bool>)> {
 }
 
 /// A time of day as typed ("07:30", "7:30am", "18h", "7"): (hour, minute).
-pub fn clock_of_day(text: &str) -> Option<(u8, u8)> {
+pub(crate) fn clock_of_day(text: &str) -> Option<(u8, u8)> {
     let t = text.trim().to_lowercase().replace(' ', "");
     let (h, m, pm) = clock(&t)?;
     let h = match pm {
@@ -203,7 +203,7 @@ struct Parsed {
 }
 
 /// Resolves `text` against `now` (in the owner's timezone).
-pub fn parse(text: &str, now: &Zoned) -> Result<Zoned, String> {
+pub(crate) fn parse(text: &str, now: &Zoned) -> Result<Zoned, String> {
     let raw = text.trim();
     if raw.is_empty() {
         return Err(format!("no time given: {HELP}"));
@@ -227,7 +227,7 @@ fn iso(raw: &str) -> Option<jiff::civil::DateTime> {
 /// "tomorrow", "28 November"), not just an hour or a part of the day
 /// ("at 9", "lunch"): words a model may leave at the end of a reminder's
 /// text.
-pub fn names_a_day(text: &str) -> bool {
+pub(crate) fn names_a_day(text: &str) -> bool {
     let raw = text.trim();
     if raw.is_empty() {
         return false;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
 
-pub struct Calculate;
+pub(crate) struct Calculate;
 
 impl Tool for Calculate {
     fn spec(&self) -> ToolSpec {
@@ -60,7 +60,7 @@ impl Tool for Calculate {
 }
 
 /// The answer to `input`, as a line ("17*23 = 391", "5 mi = 8.0467 km").
-pub fn calculate(input: &str) -> Result<String, String> {
+pub(crate) fn calculate(input: &str) -> Result<String, String> {
     let text = input.trim().trim_end_matches(['?', '.', '!', '=']).trim();
     if text.is_empty() {
         return Err("the expression is empty".into());

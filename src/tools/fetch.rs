@@ -20,7 +20,7 @@ use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str}
 
 pub use crate::config::tools::FetchConfig;
 
-pub struct Fetch;
+pub(crate) struct Fetch;
 
 fn refused(reason: impl Into<String>) -> ToolError {
     ToolError::Refused {
@@ -36,7 +36,7 @@ fn failed(message: impl std::fmt::Display) -> ToolError {
 use crate::vocab::host_matches;
 
 /// Addresses nobody should reach through a fetched URL by default.
-pub fn is_special(ip: IpAddr) -> bool {
+pub(crate) fn is_special(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
@@ -242,7 +242,7 @@ fn join_url(base: &ureq::http::Uri, location: &str) -> String {
 
 /// HTML reduced to readable text: no tags, no scripts or styles, entities
 /// decoded, whitespace collapsed, block elements on their own lines.
-pub fn html_to_text(html: &str) -> String {
+pub(crate) fn html_to_text(html: &str) -> String {
     let mut out = String::new();
     let mut rest = html;
     while let Some(lt) = rest.find('<') {

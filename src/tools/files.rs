@@ -25,12 +25,12 @@ const READ_LIMIT: u64 = 256 * 1024;
 /// Entries a listing shows at most (the rest are counted).
 const LIST_LIMIT: usize = 500;
 /// How long deleted files stay restorable.
-pub const TRASH_DAYS: u64 = 30;
+pub(crate) const TRASH_DAYS: u64 = 30;
 
 /// The file tools, one per operation: small models fill a few required
 /// arguments far more reliably than an `op` switch with optional ones.
 #[derive(Clone, Copy)]
-pub enum FileOp {
+pub(crate) enum FileOp {
     Read,
     Write,
     List,
@@ -38,10 +38,10 @@ pub enum FileOp {
     Delete,
 }
 
-pub struct Files(pub FileOp);
+pub(crate) struct Files(pub FileOp);
 
 impl Files {
-    pub const ALL: [FileOp; 5] = [
+    pub(crate) const ALL: [FileOp; 5] = [
         FileOp::List,
         FileOp::Read,
         FileOp::Write,
@@ -425,7 +425,7 @@ impl Workspace {
     }
 
     /// Renames `from` (beneath self) to `to` (beneath `dest`).
-    pub fn rename(&self, from: &str, dest: &Workspace, to: &str) -> Result<(), ToolError> {
+    pub(crate) fn rename(&self, from: &str, dest: &Workspace, to: &str) -> Result<(), ToolError> {
         let (from_dir, from_name) = self.parent_of(from)?;
         let (to_dir, to_name) = dest.parent_of(to)?;
         let (a, b) = (cstring(from_name)?, cstring(to_name)?);
@@ -459,7 +459,7 @@ impl Workspace {
 /// The `trash` tool: list what was deleted, restore it, or empty the
 /// trash. Emptying it destroys files for good: its effect is
 /// `irreversible`, which the policy treats on its own.
-pub struct TrashTool;
+pub(crate) struct TrashTool;
 
 impl Tool for TrashTool {
     fn spec(&self) -> ToolSpec {
@@ -538,12 +538,12 @@ impl Trash {
     }
 
     /// A trash in `dir` (a member's own: [`ToolContext::trash_for`]).
-    pub fn at(dir: PathBuf) -> Self {
+    pub(crate) fn at(dir: PathBuf) -> Self {
         Self { dir }
     }
 
     /// Moves `path` (beneath `ws`) into the trash; returns its id.
-    pub fn put(&self, ws: &Workspace, path: &str) -> Result<String, ToolError> {
+    pub(crate) fn put(&self, ws: &Workspace, path: &str) -> Result<String, ToolError> {
         self.purge_expired();
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -598,7 +598,7 @@ impl Trash {
     }
 
     /// Deletes everything in the trash for good. Returns how many entries.
-    pub fn empty(&self) -> usize {
+    pub(crate) fn empty(&self) -> usize {
         let entries = self.list();
         for e in &entries {
             let _ = std::fs::remove_dir_all(self.dir.join(&e.id));

@@ -38,7 +38,7 @@ fn list(items: &[Item], tz: &str) -> String {
         .join("\n")
 }
 
-pub struct Remember;
+pub(crate) struct Remember;
 
 impl Tool for Remember {
     fn spec(&self) -> ToolSpec {
@@ -109,7 +109,7 @@ impl Tool for Remember {
     }
 }
 
-pub struct Recall;
+pub(crate) struct Recall;
 
 impl Tool for Recall {
     fn spec(&self) -> ToolSpec {
@@ -169,7 +169,7 @@ impl Tool for Recall {
     }
 }
 
-pub struct Forget;
+pub(crate) struct Forget;
 
 impl Tool for Forget {
     fn spec(&self) -> ToolSpec {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{CallMeta, Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
 
-pub struct Notes;
+pub(crate) struct Notes;
 
 fn failed(message: impl std::fmt::Display) -> ToolError {
     ToolError::failed("notes", message)

@@ -14,7 +14,7 @@ fn store(ctx: &ToolContext, tool: &str) -> Result<Reminders, ToolError> {
     Reminders::open(&ctx.data_dir).map_err(|e| ToolError::failed(tool, e))
 }
 
-pub struct Remind;
+pub(crate) struct Remind;
 
 impl Tool for Remind {
     fn spec(&self) -> ToolSpec {
@@ -96,7 +96,7 @@ fn when_in_text(text: &str, at: &str, tz: &str) -> Result<(String, jiff::Timesta
     Ok((text.to_string(), parse_local(at, tz)?))
 }
 
-pub struct Schedule;
+pub(crate) struct Schedule;
 
 impl Tool for Schedule {
     fn spec(&self) -> ToolSpec {
@@ -146,10 +146,10 @@ impl Tool for Schedule {
     }
 }
 
-pub struct Task;
+pub(crate) struct Task;
 
 /// The effects named in a task's `grant` argument ("write, irreversible").
-pub fn parse_grants(text: &str) -> Result<Vec<Effect>, String> {
+pub(crate) fn parse_grants(text: &str) -> Result<Vec<Effect>, String> {
     let mut out = Vec::new();
     for name in text
         .split([',', ' '])
@@ -167,7 +167,7 @@ pub fn parse_grants(text: &str) -> Result<Vec<Effect>, String> {
 }
 
 /// The grants as stored: "write,irreversible".
-pub fn grants_text(grants: &[Effect]) -> String {
+pub(crate) fn grants_text(grants: &[Effect]) -> String {
     grants
         .iter()
         .filter_map(|e| serde_json::to_value(e).ok()?.as_str().map(String::from))
@@ -244,7 +244,7 @@ impl Tool for Task {
     }
 }
 
-pub struct List;
+pub(crate) struct List;
 
 impl Tool for List {
     fn spec(&self) -> ToolSpec {
@@ -282,7 +282,7 @@ impl Tool for List {
     }
 }
 
-pub struct Cancel;
+pub(crate) struct Cancel;
 
 impl Tool for Cancel {
     fn spec(&self) -> ToolSpec {
@@ -331,7 +331,7 @@ impl Tool for Cancel {
     }
 }
 
-pub struct Briefing;
+pub(crate) struct Briefing;
 
 impl Tool for Briefing {
     fn spec(&self) -> ToolSpec {
@@ -396,7 +396,7 @@ impl Tool for Briefing {
     }
 }
 
-pub struct Watch;
+pub(crate) struct Watch;
 
 impl Tool for Watch {
     fn spec(&self) -> ToolSpec {

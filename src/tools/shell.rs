@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{CallMeta, Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
 
-pub struct Shell;
+pub(crate) struct Shell;
 
 impl Tool for Shell {
     fn spec(&self) -> ToolSpec {

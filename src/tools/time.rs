@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::{Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec};
 
-pub struct Time;
+pub(crate) struct Time;
 
 use crate::vocab::owner_timezone;
 

@@ -23,7 +23,7 @@ use crate::vocab::Effect;
 
 /// What a request is for.
 #[derive(Debug, Clone, Serialize)]
-pub struct ApprovalRequest {
+pub(crate) struct ApprovalRequest {
     pub tool: String,
     pub arguments: Value,
     pub effects: Vec<Effect>,
@@ -40,7 +40,7 @@ pub struct ApprovalRequest {
 }
 
 /// Keys sorted at every level, so equal values hash equally.
-pub fn canonical(v: &Value) -> String {
+pub(crate) fn canonical(v: &Value) -> String {
     fn sort(v: &Value) -> Value {
         match v {
             Value::Object(m) => {
@@ -67,7 +67,7 @@ pub fn binding(tool: &str, arguments: &Value, conversation: &str, requester: &st
 
 /// Who is deciding, and from where.
 #[derive(Debug, Clone)]
-pub struct Decider {
+pub(crate) struct Decider {
     pub user: String,
     pub is_owner: bool,
     /// The room the decision came from; `None` at the box's terminal
@@ -97,7 +97,7 @@ pub struct Stored {
 
 /// How a wait ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Approved(String),
     Denied(String),
     Expired,
@@ -136,7 +136,7 @@ pub struct Approvals {
 const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
 impl Approvals {
-    pub fn new(db: Connection, ttl: Duration, require_verified: bool) -> Self {
+    pub(crate) fn new(db: Connection, ttl: Duration, require_verified: bool) -> Self {
         Self {
             db: Mutex::new(db),
             ttl,
@@ -149,7 +149,7 @@ impl Approvals {
     }
 
     /// Stores a request; returns its code.
-    pub fn request(&self, req: &ApprovalRequest) -> anyhow::Result<String> {
+    pub(crate) fn request(&self, req: &ApprovalRequest) -> anyhow::Result<String> {
         let hash = binding(&req.tool, &req.arguments, &req.conversation, &req.requester);
         let now = now_ms();
         for _ in 0..8 {
@@ -187,7 +187,7 @@ impl Approvals {
     /// Remembers the Matrix event that shows the request (reactions to it
     /// decide it).
     /// (and the room where it was posted, where it may be decided).
-    pub fn set_request_event(&self, code: &str, event_id: &str, place: &str) {
+    pub(crate) fn set_request_event(&self, code: &str, event_id: &str, place: &str) {
         let _ = self.db().execute(
             "UPDATE approvals SET request_event = ?2, place = ?3 WHERE code = ?1 AND status = 'pending'",
             params![code, event_id, place],
@@ -195,7 +195,7 @@ impl Approvals {
     }
 
     /// The code a request message shows.
-    pub fn code_for_event(&self, event_id: &str) -> Option<String> {
+    pub(crate) fn code_for_event(&self, event_id: &str) -> Option<String> {
         self.db()
             .query_row(
                 "SELECT code FROM approvals WHERE request_event = ?1",
@@ -208,7 +208,12 @@ impl Approvals {
     }
 
     /// The owner's decision. `Ok` says what happened; `Err` why nothing did.
-    pub fn decide(&self, code: &str, who: &Decider, approve: bool) -> Result<Stored, Refused> {
+    pub(crate) fn decide(
+        &self,
+        code: &str,
+        who: &Decider,
+        approve: bool,
+    ) -> Result<Stored, Refused> {
         let code = code.trim().to_ascii_uppercase();
         let db = self.db();
         // Whether a code exists is nobody's business but the owner's.
@@ -267,7 +272,7 @@ impl Approvals {
     /// Waits for the decision on `code` (polling the database, so that a
     /// decision taken by another process counts), until it expires or
     /// `cancel` is set.
-    pub async fn wait(
+    pub(crate) async fn wait(
         &self,
         code: &str,
         cancel: &std::sync::atomic::AtomicBool,
@@ -320,7 +325,7 @@ impl Approvals {
     }
 
     /// Cancels one request not yet run; whether it was open.
-    pub fn cancel(&self, code: &str) -> bool {
+    pub(crate) fn cancel(&self, code: &str) -> bool {
         self.db()
             .execute(
                 "UPDATE approvals SET status = 'cancelled' WHERE code = ?1 AND status IN ('pending', 'approved')",
@@ -332,7 +337,7 @@ impl Approvals {
 
     /// Cancels every request not yet run (pending, or approved and
     /// unused): Hermit was stopped, and approvals do not outlive a stop.
-    pub fn cancel_all_open(&self) -> usize {
+    pub(crate) fn cancel_all_open(&self) -> usize {
         self.db()
             .execute(
                 "UPDATE approvals SET status = 'cancelled' WHERE status IN ('pending', 'approved')",
@@ -419,7 +424,7 @@ fn is_hidden(c: char) -> bool {
 
 /// `text` with every hidden or direction-changing character written as an
 /// escape (`\u{…}`), so that it reads as what it is.
-pub fn visible(text: &str) -> String {
+pub(crate) fn visible(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if is_hidden(c) {
@@ -442,7 +447,7 @@ fn code_block(lang: &str, text: &str) -> String {
 /// The text shown to the owner: exactly what will run. The arguments and
 /// the model's reason are in code blocks (nothing in them is formatting),
 /// hidden and direction-changing characters shown as escapes.
-pub fn describe(req: &ApprovalRequest, code: &str, ttl: Duration) -> String {
+pub(crate) fn describe(req: &ApprovalRequest, code: &str, ttl: Duration) -> String {
     let effects: Vec<String> = req
         .effects
         .iter()

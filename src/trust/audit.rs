@@ -32,7 +32,7 @@ pub struct Entry {
 }
 
 /// SHA-256 of `text`, as hex.
-pub fn sha256_hex(text: &[u8]) -> String {
+pub(crate) fn sha256_hex(text: &[u8]) -> String {
     Sha256::digest(text)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -62,7 +62,7 @@ pub struct Audit {
 }
 
 impl Audit {
-    pub fn open(data_dir: &Path) -> Result<Self, crate::db::DbError> {
+    pub(crate) fn open(data_dir: &Path) -> Result<Self, crate::db::DbError> {
         let db = crate::db::open(&data_dir.join("hermit.db"))?;
         Ok(Self {
             db: std::sync::Mutex::new(db),
@@ -78,7 +78,7 @@ impl Audit {
         }
     }
 
-    pub fn try_record(
+    pub(crate) fn try_record(
         &self,
         kind: AuditKind,
         actor: &str,
@@ -123,7 +123,7 @@ impl Audit {
     }
 
     /// The latest entry of `kind`, if any.
-    pub fn last_of(&self, kind: AuditKind) -> Option<Entry> {
+    pub(crate) fn last_of(&self, kind: AuditKind) -> Option<Entry> {
         let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
         read_entries(
             &db,

@@ -16,7 +16,7 @@ pub struct Halt {
 }
 
 /// A running turn, known to the switch until it is dropped.
-pub struct TurnGuard<'a> {
+pub(crate) struct TurnGuard<'a> {
     halt: &'a Halt,
     id: u64,
 }
@@ -32,7 +32,7 @@ impl Drop for TurnGuard<'_> {
 }
 
 impl Halt {
-    pub fn new(db: Connection) -> Self {
+    pub(crate) fn new(db: Connection) -> Self {
         let halt = Self {
             db: Mutex::new(db),
             turns: Mutex::new(HashMap::new()),
@@ -44,7 +44,7 @@ impl Halt {
 
     /// Whether Hermit is stopped (read from the database, so a stop set
     /// by another process counts).
-    pub fn is_halted(&self) -> bool {
+    pub(crate) fn is_halted(&self) -> bool {
         self.halted_by().is_some()
     }
 
@@ -57,7 +57,7 @@ impl Halt {
         by
     }
 
-    pub fn register(&self, cancel: Arc<AtomicBool>) -> TurnGuard<'_> {
+    pub(crate) fn register(&self, cancel: Arc<AtomicBool>) -> TurnGuard<'_> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         self.turns
             .lock()

@@ -26,7 +26,7 @@ pub struct Principals {
 impl Principals {
     /// The principal for an exact Matrix user ID; `None` for everyone else
     /// (who is ignored).
-    pub fn of(&self, user_id: &str) -> Option<Principal> {
+    pub(crate) fn of(&self, user_id: &str) -> Option<Principal> {
         if user_id == self.owner {
             return Some(Principal::local_owner(user_id));
         }
@@ -89,7 +89,7 @@ impl PolicyDecision {
 }
 
 /// The decision on a call with `effects`, by `principal`, in `ctx`.
-pub fn decide(
+pub(crate) fn decide(
     policy: &PolicyConfig,
     principal: &Principal,
     owner_id: &str,

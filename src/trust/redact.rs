@@ -15,9 +15,9 @@ use std::sync::{OnceLock, RwLock};
 use base64::Engine as _;
 use regex::Regex;
 
-pub const MARK: &str = "[redacted]";
+pub(crate) const MARK: &str = "[redacted]";
 
-pub struct Redactor {
+pub(crate) struct Redactor {
     /// Exact strings to remove, longest first.
     values: Vec<String>,
 }
@@ -60,7 +60,7 @@ fn patterns() -> &'static [(Regex, &'static str)] {
 
 impl Redactor {
     /// A filter for these secret values (each in every encoding).
-    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
+    pub(crate) fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
         let b64 = [
             base64::engine::general_purpose::STANDARD,
             base64::engine::general_purpose::STANDARD_NO_PAD,
@@ -93,7 +93,7 @@ impl Redactor {
     }
 
     /// `text` with every secret and token removed.
-    pub fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for v in &self.values {
             if out.contains(v.as_str()) {
@@ -124,13 +124,13 @@ fn percent_encode(s: &str) -> String {
 
 /// The process-wide filter that log lines pass through (set once the
 /// secrets are known; until then only the token patterns apply).
-pub fn global() -> &'static RwLock<Redactor> {
+pub(crate) fn global() -> &'static RwLock<Redactor> {
     static G: OnceLock<RwLock<Redactor>> = OnceLock::new();
     G.get_or_init(|| RwLock::new(Redactor::new([])))
 }
 
 /// Installs the secrets' values into the global filter.
-pub fn install(redactor: Redactor) {
+pub(crate) fn install(redactor: Redactor) {
     *global().write().unwrap_or_else(|e| e.into_inner()) = redactor;
 }
 
@@ -185,7 +185,7 @@ use std::io::Write as _;
 /// (`evil[.]example`); path, query, user and port are gone. So a reply
 /// cannot smuggle data out through a URL a client would load or a person
 /// would follow.
-pub fn neutralise_links(text: &str, allowed: &[String]) -> String {
+pub(crate) fn neutralise_links(text: &str, allowed: &[String]) -> String {
     static RES: OnceLock<[Regex; 6]> = OnceLock::new();
     let [image, link, reference, html, bare, schemeless] = RES.get_or_init(|| {
         [
@@ -277,7 +277,7 @@ fn defang(host: &str) -> String {
 }
 
 /// The host of an absolute URL, lowercased; `None` for relative ones.
-pub fn host_of(url: &str) -> Option<String> {
+pub(crate) fn host_of(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split(['/', '?', '#']).next()?;
     let host = authority.rsplit('@').next()?;

@@ -59,7 +59,7 @@ impl AuditKind {
     ];
 
     /// The name stored in the log.
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::Start => "start",
             Self::Config => "config",

@@ -19,12 +19,12 @@ pub struct ConversationKey {
 
 impl ConversationKey {
     /// The channel a Matrix room's conversations are held in.
-    pub const MATRIX: &'static str = "matrix";
+    pub(crate) const MATRIX: &'static str = "matrix";
     /// The channel of a conversation held in this process (the terminal,
     /// the control socket, the bench).
-    pub const LOCAL: &'static str = "local";
+    pub(crate) const LOCAL: &'static str = "local";
 
-    pub fn new(
+    pub(crate) fn new(
         channel: impl Into<String>,
         place: impl Into<String>,
         name: impl fmt::Display,
@@ -48,7 +48,7 @@ impl ConversationKey {
     }
 
     /// Reads the written form back; `None` for text that is not one.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         let (channel, rest) = text.split_once(':')?;
         let (place, name) = rest.rsplit_once(':')?;
         if channel.is_empty() || place.is_empty() || name.is_empty() {
@@ -70,7 +70,7 @@ impl ConversationKey {
     }
 
     /// The Matrix room it is held in, if it is a room's.
-    pub fn room(&self) -> Option<&str> {
+    pub(crate) fn room(&self) -> Option<&str> {
         (self.channel == Self::MATRIX).then_some(self.place.as_str())
     }
 }

@@ -36,7 +36,7 @@ pub enum Origin {
 impl Origin {
     /// Whether text of this origin may steer the turn of `principal`
     /// (the owner's words steer every turn; a member's only their own).
-    pub fn trusted_for(&self, principal: &str, owner: &str) -> bool {
+    pub(crate) fn trusted_for(&self, principal: &str, owner: &str) -> bool {
         match self {
             Origin::Typed(who) => who.is_empty() || who == owner || who == principal,
             Origin::Assistant => true,
@@ -47,7 +47,7 @@ impl Origin {
     /// A short label: "web page https://…", "message from @alice:…". The
     /// names in it come from outside (a URL, a file name): they are
     /// cleaned of line breaks, fence markers and backticks, and shortened.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         let c = |s: &str| clean(s);
         match self {
             Origin::Typed(who) => format!("message from {}", c(who)),

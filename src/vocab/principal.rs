@@ -15,13 +15,13 @@ pub struct Principal {
 }
 
 impl Principal {
-    pub fn is_owner(&self) -> bool {
+    pub(crate) fn is_owner(&self) -> bool {
         self.role == OWNER
     }
 
     /// The owner at the box's own terminal (`hermit chat`, the control
     /// socket): the Unix user who owns the data directory.
-    pub fn local_owner(owner_id: &str) -> Self {
+    pub(crate) fn local_owner(owner_id: &str) -> Self {
         Self {
             id: owner_id.to_string(),
             role: OWNER.into(),

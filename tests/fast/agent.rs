@@ -362,7 +362,7 @@ fn a_voice_transcript_is_labelled_and_its_effects_ask() {
     let voice = hermit::vocab::Origin::Transcript("@owner:hermit.local".into());
     rt().block_on(heard.submit(
         &mut conv,
-        Op::from("write heard.txt", &voice),
+        Op::labelled("write heard.txt", &voice),
         |e| {
             if let TurnEvent::Approval { code, text } = &e {
                 asked.push(text.clone());

@@ -182,7 +182,7 @@ impl Bot {
         // In a block: the turn holds the conversation until it is dropped.
         let outcome = {
             let op = match &origin {
-                Some(o) => Op::from(&body, o),
+                Some(o) => Op::labelled(&body, o),
                 None => Op::typed(&body),
             };
             let turn = agent.submit(

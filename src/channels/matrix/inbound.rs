@@ -103,7 +103,7 @@ impl<'a> Body<'a> {
     /// The text the journal keeps: a text as it is; the other kinds behind
     /// a NUL byte, which no text typed in a client starts with (the
     /// journal's history leaves those out of the model's prompt).
-    pub fn encode(self) -> String {
+    pub(crate) fn encode(self) -> String {
         match self {
             Body::Text(t) => t.to_string(),
             Body::Audio(json) => format!("{AUDIO}{json}"),
@@ -111,7 +111,7 @@ impl<'a> Body<'a> {
         }
     }
 
-    pub fn decode(stored: &'a str) -> Self {
+    pub(crate) fn decode(stored: &'a str) -> Self {
         if let Some(json) = stored.strip_prefix(AUDIO) {
             Body::Audio(json)
         } else if let Some(kind) = stored.strip_prefix(UNSUPPORTED) {
@@ -122,7 +122,7 @@ impl<'a> Body<'a> {
     }
 
     /// Whether it is typed text (which may name the bot or be a command).
-    pub fn is_text(stored: &str) -> bool {
+    pub(crate) fn is_text(stored: &str) -> bool {
         matches!(Body::decode(stored), Body::Text(_))
     }
 }

@@ -117,7 +117,7 @@ pub(super) struct Journal {
 const UNDECRYPTABLE_RETRY_MS: i64 = 120_000;
 
 impl Journal {
-    pub fn open(db_path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn open(db_path: &Path) -> anyhow::Result<Self> {
         Ok(Self {
             db: Mutex::new(crate::db::open(db_path)?),
         })
@@ -128,7 +128,7 @@ impl Journal {
     }
 
     /// Events left pending (by the last run), oldest first.
-    pub fn pending(&self) -> rusqlite::Result<Vec<RoomEvent>> {
+    pub(crate) fn pending(&self) -> rusqlite::Result<Vec<RoomEvent>> {
         let db = self.db();
         let mut stmt = db.prepare(
             "SELECT room_id, event_id FROM matrix_events WHERE status = 'pending' ORDER BY received_at",
@@ -143,7 +143,7 @@ impl Journal {
     }
 
     /// The sync token the next sync starts from; `None` before the first.
-    pub fn sync_token(&self) -> rusqlite::Result<Option<String>> {
+    pub(crate) fn sync_token(&self) -> rusqlite::Result<Option<String>> {
         self.db()
             .query_row("SELECT token FROM matrix_sync WHERE id = 1", [], |r| {
                 r.get(0)
@@ -153,7 +153,7 @@ impl Journal {
 
     /// Advances the sync token: only once every event of that sync is
     /// recorded.
-    pub fn set_sync_token(&self, token: &str) -> rusqlite::Result<()> {
+    pub(crate) fn set_sync_token(&self, token: &str) -> rusqlite::Result<()> {
         self.db().execute(
             "INSERT INTO matrix_sync (id, token) VALUES (1, ?1)
              ON CONFLICT (id) DO UPDATE SET token = excluded.token",
@@ -164,7 +164,7 @@ impl Journal {
 
     /// Keeps an event that could not be decrypted, so that it is fetched
     /// again (also after a restart).
-    pub fn record_undecryptable(
+    pub(crate) fn record_undecryptable(
         &self,
         event_id: &str,
         room_id: &str,
@@ -181,7 +181,7 @@ impl Journal {
 
     /// The undecryptable events to fetch again: those of the last two
     /// minutes, or (`all`) every one.
-    pub fn undecryptable(&self, all: bool) -> Vec<RoomEvent> {
+    pub(crate) fn undecryptable(&self, all: bool) -> Vec<RoomEvent> {
         let db = self.db();
         db.prepare(
             "SELECT room_id, event_id FROM matrix_events
@@ -201,7 +201,7 @@ impl Journal {
 
     /// An undecryptable event is decrypted at last: recorded again as what
     /// it is.
-    pub fn forget_undecryptable(&self, event_id: &str) -> rusqlite::Result<()> {
+    pub(crate) fn forget_undecryptable(&self, event_id: &str) -> rusqlite::Result<()> {
         self.db().execute(
             "DELETE FROM matrix_events WHERE event_id = ?1 AND status = 'undecryptable'",
             [event_id],
@@ -211,7 +211,7 @@ impl Journal {
 
     /// Records an incoming message in its room's current conversation,
     /// pending (or skipped). True if it was new.
-    pub fn record(&self, m: &NewMessage) -> rusqlite::Result<bool> {
+    pub(crate) fn record(&self, m: &NewMessage) -> rusqlite::Result<bool> {
         let db = self.db();
         let epoch = epoch(&db, m.room_id).ok().unwrap_or(0);
         let inserted = db.execute(
@@ -240,7 +240,7 @@ impl Journal {
     /// Records an event handled at once (a trust command, a reaction), so
     /// that the same event synced again (a gap fetched, a restart) acts
     /// only once. True the first time.
-    pub fn record_handled(
+    pub(crate) fn record_handled(
         &self,
         event_id: &str,
         room_id: &str,
@@ -257,7 +257,7 @@ impl Journal {
         Ok(inserted == 1)
     }
 
-    pub fn entry(&self, event_id: &str) -> rusqlite::Result<Option<Entry>> {
+    pub(crate) fn entry(&self, event_id: &str) -> rusqlite::Result<Option<Entry>> {
         self.db()
             .query_row(
                 "SELECT body, epoch, status, reply_event_id, received_at, sender FROM matrix_events WHERE event_id = ?1",
@@ -277,7 +277,7 @@ impl Journal {
     }
 
     /// Never to be answered (its sender is no longer allowed).
-    pub fn mark_skipped(&self, event_id: &str) -> rusqlite::Result<()> {
+    pub(crate) fn mark_skipped(&self, event_id: &str) -> rusqlite::Result<()> {
         self.db().execute(
             "UPDATE matrix_events SET status = 'skipped' WHERE event_id = ?1",
             [event_id],
@@ -286,7 +286,7 @@ impl Journal {
     }
 
     /// Could not be answered: the bot is not in the room.
-    pub fn mark_failed(&self, event_id: &str) -> rusqlite::Result<()> {
+    pub(crate) fn mark_failed(&self, event_id: &str) -> rusqlite::Result<()> {
         self.db().execute(
             "UPDATE matrix_events SET status = 'failed', answered_at = ?2 WHERE event_id = ?1",
             params![event_id, now_ms()],
@@ -295,7 +295,7 @@ impl Journal {
     }
 
     /// The message's text from now on (a voice note's transcript).
-    pub fn set_body(&self, event_id: &str, body: &str) -> rusqlite::Result<()> {
+    pub(crate) fn set_body(&self, event_id: &str, body: &str) -> rusqlite::Result<()> {
         self.db().execute(
             "UPDATE matrix_events SET body = ?2 WHERE event_id = ?1",
             params![event_id, body],
@@ -304,7 +304,11 @@ impl Journal {
     }
 
     /// The first part of the reply is sent: edits replace it.
-    pub fn set_reply_event(&self, event_id: &str, reply_event_id: &str) -> rusqlite::Result<()> {
+    pub(crate) fn set_reply_event(
+        &self,
+        event_id: &str,
+        reply_event_id: &str,
+    ) -> rusqlite::Result<()> {
         self.db().execute(
             "UPDATE matrix_events SET reply_event_id = ?2 WHERE event_id = ?1",
             params![event_id, reply_event_id],
@@ -313,7 +317,7 @@ impl Journal {
     }
 
     /// The whole reply is sent.
-    pub fn finish(&self, event_id: &str, reply: &str, t: &Timings) -> rusqlite::Result<()> {
+    pub(crate) fn finish(&self, event_id: &str, reply: &str, t: &Timings) -> rusqlite::Result<()> {
         self.db().execute(
             "UPDATE matrix_events SET status = 'answered', reply = ?2, answered_at = ?3,
                 first_edit_ms = ?4, final_edit_ms = ?5, model_ttft_ms = ?6, model_total_ms = ?7
@@ -333,7 +337,7 @@ impl Journal {
 
     /// Adds to a recorded reply what came of it later (an approved call's
     /// result): the conversation rebuilt after a restart has it.
-    pub fn append_reply(&self, event_id: &str, more: &str) -> rusqlite::Result<()> {
+    pub(crate) fn append_reply(&self, event_id: &str, more: &str) -> rusqlite::Result<()> {
         self.db().execute(
             "UPDATE matrix_events SET reply = COALESCE(reply || char(10) || char(10), '') || ?2
              WHERE event_id = ?1",
@@ -344,7 +348,7 @@ impl Journal {
 
     /// The room's conversation in force now, the message moved into it
     /// (a `!new` may have come after the message arrived).
-    pub fn move_to_current(
+    pub(crate) fn move_to_current(
         &self,
         event_id: &str,
         room_id: &str,
@@ -362,7 +366,7 @@ impl Journal {
     }
 
     /// `!new`: the room's next conversation, without a taint.
-    pub fn new_epoch(&self, room_id: &str) -> rusqlite::Result<()> {
+    pub(crate) fn new_epoch(&self, room_id: &str) -> rusqlite::Result<()> {
         self.db().execute(
             "INSERT INTO matrix_rooms (room_id, epoch) VALUES (?1, 1)
              ON CONFLICT (room_id) DO UPDATE SET epoch = epoch + 1, taint = NULL",
@@ -373,7 +377,12 @@ impl Journal {
 
     /// Keeps the taint of the room's conversation `epoch` (if still the
     /// room's), so that it outlives a restart.
-    pub fn keep_taint(&self, room_id: &str, epoch: i64, taint: &str) -> rusqlite::Result<()> {
+    pub(crate) fn keep_taint(
+        &self,
+        room_id: &str,
+        epoch: i64,
+        taint: &str,
+    ) -> rusqlite::Result<()> {
         self.db().execute(
             "INSERT INTO matrix_rooms (room_id, epoch, taint) VALUES (?1, ?2, ?3)
              ON CONFLICT (room_id) DO UPDATE SET taint = excluded.taint WHERE epoch = excluded.epoch",
@@ -382,7 +391,7 @@ impl Journal {
         Ok(())
     }
 
-    pub fn taint(&self, room_id: &str, epoch: i64) -> rusqlite::Result<Option<String>> {
+    pub(crate) fn taint(&self, room_id: &str, epoch: i64) -> rusqlite::Result<Option<String>> {
         Ok(self
             .db()
             .query_row(
@@ -399,7 +408,7 @@ impl Journal {
     /// (internal bodies, which start with a NUL: a voice note that could
     /// not be heard, another kind of message) left out. (SQLite's text
     /// functions stop at a NUL, so the first byte is read as a blob.)
-    pub fn history(&self, room_id: &str, epoch: i64) -> rusqlite::Result<Vec<Exchange>> {
+    pub(crate) fn history(&self, room_id: &str, epoch: i64) -> rusqlite::Result<Vec<Exchange>> {
         let db = self.db();
         let mut stmt = db.prepare(
             "SELECT body, reply, sender FROM matrix_events
@@ -418,7 +427,7 @@ impl Journal {
     }
 
     /// The room where `sender` last wrote to the bot.
-    pub fn last_room_of(&self, sender: &str) -> Option<String> {
+    pub(crate) fn last_room_of(&self, sender: &str) -> Option<String> {
         self.db()
             .query_row(
                 "SELECT room_id FROM matrix_events WHERE sender = ?1 ORDER BY origin_ts DESC LIMIT 1",

@@ -39,7 +39,7 @@ pub(super) struct Outgoing<'a> {
 impl Outgoing<'_> {
     /// The final text: the first part in the reply message, and what does
     /// not fit in one event as further messages.
-    pub async fn finish(&mut self, text: &str) -> anyhow::Result<()> {
+    pub(crate) async fn finish(&mut self, text: &str) -> anyhow::Result<()> {
         let text = self.trust.outgoing(text);
         let parts = chunks(&text, MAX_MESSAGE_TEXT);
         self.send(parts[0]).await?;
@@ -58,7 +58,7 @@ impl Outgoing<'_> {
     /// The reply as it stands: sent the first time (with a transaction ID
     /// derived from the event it answers, so a retry after a crash returns
     /// the same message), an edit of it after that.
-    pub async fn send(&mut self, text: &str) -> anyhow::Result<()> {
+    pub(crate) async fn send(&mut self, text: &str) -> anyhow::Result<()> {
         let text = &self.trust.outgoing(text);
         match &self.first {
             None => {
