@@ -13,6 +13,7 @@
 
 mod conversation;
 mod gate;
+mod kept;
 mod op;
 mod parse;
 pub(crate) mod route;
@@ -36,7 +37,7 @@ pub use crate::inference::{ChatMessage, FinishReason, GenerationStats, Inference
 use crate::inference::{Engine, GenerateOptions, GenerationEvent, TemplateToolCall};
 use crate::tools::{ToolCall, Toolbox};
 use crate::trust::Trust;
-use crate::vocab::{Origin, Principal, fence};
+use crate::vocab::{Origin, Principal};
 
 /// What a turn reports while it runs.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -76,6 +77,11 @@ pub struct TurnOutcome {
     /// ([`Conversation::defer_approvals`]).
     #[serde(default)]
     pub awaiting: Option<String>,
+    /// The reply's row in memory, where it is kept (with memory on): a
+    /// channel that journals its deliveries points at it rather than
+    /// keeping a second copy of the words.
+    #[serde(default)]
+    pub kept: Option<i64>,
 }
 
 /// What a turn's generations cost, all of them together.
@@ -179,121 +185,6 @@ impl Agent {
     pub fn with_trust(mut self, trust: Arc<Trust>) -> Self {
         self.trust = Some(trust);
         self
-    }
-
-    /// One turn ([`Op::Message`]): the message, tool calls, the reply.
-    /// With memory, what is relevant is recalled first, and the message
-    /// and the reply are kept. `origin` says
-    /// where its words come from. A transcript of a voice note
-    /// ([`Origin::Transcript`]) is the sender's message, but the voice may
-    /// be someone else's (a television, a visitor): like other untrusted
-    /// text, it taints the conversation, so effects beyond reading ask the
-    /// owner, and it is kept in memory with its label. `None`: typed by
-    /// the conversation's principal.
-    pub(super) async fn turn_as(
-        &self,
-        conv: &mut Conversation,
-        user_text: &str,
-        origin: Option<Origin>,
-        on_event: impl FnMut(TurnEvent),
-        cancel: Arc<AtomicBool>,
-    ) -> Result<TurnOutcome, InferenceError> {
-        let Some(memory) = self.memory.clone() else {
-            return self
-                .turn_inner(conv, user_text, origin, on_event, cancel, true)
-                .await;
-        };
-        let label = origin.as_ref().map(Origin::label);
-        let principal = self.principal_of(conv);
-        let who = crate::memory::principal_key(&principal);
-        let (key, place, text) = (
-            conv.key.to_string(),
-            conv.place.clone(),
-            user_text.to_string(),
-        );
-        let already = conv.recalled.clone();
-        let mem = memory.clone();
-        let sender = if principal.id.is_empty() {
-            crate::vocab::OWNER.to_string()
-        } else {
-            principal.id.clone()
-        };
-        let w = who.clone();
-        // Off the async runtime: a search embeds the message.
-        let before = tokio::task::spawn_blocking(move || {
-            let pinned = mem.pinned(&w)?;
-            let recall = mem.recall(&w, &text, &key, &already)?;
-            mem.record_message(&crate::memory::NewMessage {
-                conversation: &key,
-                principal: &w,
-                sender: &sender,
-                room: (place != "local").then_some(place.as_str()),
-                role: "user",
-                origin: label.as_deref(),
-                body: &text,
-            })?;
-            Ok::<_, crate::memory::MemoryError>((pinned, recall))
-        })
-        .await;
-        match before {
-            Ok(Ok((pinned, recall))) => {
-                conv.pinned = pinned
-                    .iter()
-                    .map(|f| match &f.origin {
-                        Some(src) => format!("- {}", fence(&Origin::Memory(src.clone()), &f.text)),
-                        None => format!("- {}", f.text),
-                    })
-                    .collect();
-                if let Some(src) = &recall.taint {
-                    tracing::info!(source = %src, "recalled an untrusted memory");
-                }
-                conv.push_recall(recall);
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "memory: recall failed; answering without it"),
-            Err(e) => tracing::warn!(error = %e, "memory: recall failed; answering without it"),
-        }
-        let outcome = self
-            .turn_inner(conv, user_text, origin, on_event, cancel, true)
-            .await?;
-        self.keep_reply(conv, &principal, &outcome.reply).await;
-        Ok(outcome)
-    }
-
-    /// Keeps a reply in memory (with the label of the untrusted text the
-    /// conversation read, if any), when there is memory.
-    async fn keep_reply(&self, conv: &Conversation, principal: &Principal, reply: &str) {
-        let Some(memory) = self.memory.clone() else {
-            return;
-        };
-        if reply.trim().is_empty() {
-            return;
-        }
-        let who = crate::memory::principal_key(principal);
-        let (key, place, reply) = (
-            conv.key.to_string(),
-            conv.place.clone(),
-            reply.trim().to_string(),
-        );
-        // Untrusted text this turn read, other people's words in a
-        // shared room included.
-        let origin = conv.taint_for(&principal.id, &self.owner_id());
-        let kept = tokio::task::spawn_blocking(move || {
-            memory.record_message(&crate::memory::NewMessage {
-                conversation: &key,
-                principal: &who,
-                sender: "hermit",
-                room: (place != "local").then_some(place.as_str()),
-                role: "assistant",
-                // A reply written after reading untrusted text keeps
-                // the label of that source.
-                origin: origin.as_deref(),
-                body: &reply,
-            })
-        })
-        .await;
-        if !matches!(kept, Ok(Ok(_))) {
-            tracing::warn!("memory: the reply could not be kept");
-        }
     }
 
     /// The owner's id (empty without a trust layer: a local chat).
@@ -402,6 +293,7 @@ impl Agent {
                 )),
                 usage,
                 awaiting: None,
+                kept: None,
             });
         }
         let principal = self.principal_of(conv);
@@ -537,6 +429,7 @@ impl Agent {
                             )),
                             usage,
                             awaiting: None,
+                            kept: None,
                         });
                     }
                     Ok(Some(GenerationEvent::Token(t))) => {
@@ -594,6 +487,7 @@ impl Agent {
                     limited: None,
                     usage,
                     awaiting: None,
+                    kept: None,
                 });
             };
             if tool_calls as u32 >= self.max_tool_steps {
@@ -609,6 +503,7 @@ impl Agent {
                     )),
                     usage,
                     awaiting: None,
+                    kept: None,
                 });
             }
             // Small models tend to repeat a call whose result they already
@@ -686,6 +581,7 @@ impl Agent {
                             limited: None,
                             usage,
                             awaiting: Some(code),
+                            kept: None,
                         });
                     }
                     Step::Cancelled => {
@@ -703,6 +599,7 @@ impl Agent {
                             limited: None,
                             usage,
                             awaiting: None,
+                            kept: None,
                         });
                     }
                 }

@@ -239,6 +239,8 @@ const MIGRATIONS: &[&str] = &[
         BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('note', new.id, 'u'); END;
     CREATE TRIGGER notes_log_d AFTER DELETE ON notes
         BEGIN INSERT INTO memory_log (kind, row_id, op) VALUES ('note', old.id, 'd'); END;",
+    // A reply kept in memory is recorded by its rows there, not in words.
+    "ALTER TABLE matrix_events ADD COLUMN reply_rows TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]

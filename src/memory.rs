@@ -205,6 +205,20 @@ pub struct NewMessage<'a> {
     pub body: &'a str,
 }
 
+/// A kept message of a conversation, as [`Memory::said_in`] reads it
+/// back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Said {
+    pub id: i64,
+    /// "user" or "assistant".
+    pub role: String,
+    pub sender: String,
+    /// The label of where the words came from when they were not typed
+    /// (a transcript) or, for a reply, of the untrusted text it read.
+    pub origin: Option<String>,
+    pub body: String,
+}
+
 /// A voice message's transcript to keep.
 #[derive(Debug, Clone)]
 pub(crate) struct NewTranscript<'a> {
@@ -380,6 +394,28 @@ impl Memory {
         let id = conn.last_insert_rowid();
         self.notify();
         Ok(id)
+    }
+
+    /// The messages kept in `conversation` (a conversation key, as
+    /// stored), in the order they were said: a conversation is rebuilt
+    /// from them after a restart, so its words are kept in one place.
+    pub fn said_in(&self, conversation: &str) -> Result<Vec<Said>, MemoryError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT id, role, sender, origin, body FROM messages WHERE conversation = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([conversation], |r| {
+                Ok(Said {
+                    id: r.get(0)?,
+                    role: r.get(1)?,
+                    sender: r.get(2)?,
+                    origin: r.get(3)?,
+                    body: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     /// Keeps a fact for `principal` (`origin`: the untrusted source of the

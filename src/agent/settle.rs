@@ -128,8 +128,11 @@ impl Agent {
                 );
                 on_event(TurnEvent::Token(reply.clone()));
                 conv.finish_turn(&reply);
-                self.keep_reply(conv, &principal, &reply).await;
-                Ok(said(reply))
+                let kept = self.keep_reply(conv, &principal, &reply).await;
+                Ok(TurnOutcome {
+                    kept,
+                    ..said(reply)
+                })
             }
             Ok((ok, content, origin)) => {
                 tracing::debug!(tool = %call.name, ok, %content, "approved call's result");
@@ -163,7 +166,8 @@ impl Agent {
                         cancel,
                     )
                     .await?;
-                self.keep_reply(conv, &principal, &outcome.reply).await;
+                let mut outcome = outcome;
+                outcome.kept = self.keep_reply(conv, &principal, &outcome.reply).await;
                 Ok(outcome)
             }
         }
@@ -180,5 +184,6 @@ fn said(reply: String) -> TurnOutcome {
         limited: None,
         usage: Usage::default(),
         awaiting: None,
+        kept: None,
     }
 }

@@ -60,6 +60,20 @@ impl Origin {
             Origin::Memory(m) => format!("memory {}", c(m)),
         }
     }
+
+    /// The origin a stored label was written from ([`Origin::label`]): a
+    /// person's message or a transcript, with its sender. Any other label
+    /// reads back as untrusted text of that description, never as typed
+    /// words.
+    pub fn from_label(label: &str) -> Origin {
+        if let Some(who) = label.strip_prefix("message from ") {
+            Origin::Typed(who.to_string())
+        } else if let Some(who) = label.strip_prefix("transcript of ") {
+            Origin::Transcript(who.to_string())
+        } else {
+            Origin::Memory(label.to_string())
+        }
+    }
 }
 
 /// A name from outside, safe inside a label.
@@ -119,6 +133,19 @@ mod tests {
         assert!(!f.contains('`'));
         let long = Origin::Page("x".repeat(1000)).label();
         assert!(long.len() < 200);
+    }
+
+    #[test]
+    fn a_stored_label_reads_back_and_unknown_ones_stay_untrusted() {
+        for o in [
+            Origin::Typed("@a:box".into()),
+            Origin::Transcript("@a:box".into()),
+        ] {
+            assert_eq!(Origin::from_label(&o.label()), o);
+        }
+        let page = Origin::from_label(&Origin::Page("https://x/".into()).label());
+        assert!(!page.trusted_for("@o:b", "@o:b"), "{page:?}");
+        assert!(!Origin::from_label("").trusted_for("@o:b", "@o:b"));
     }
 
     #[test]

@@ -758,3 +758,91 @@ fn two_plain_requests_in_one_message_are_both_done_and_a_refusal_gives_way_to_th
     assert!(!outcome.reply.contains("can't assist"), "{}", outcome.reply);
     assert!(outcome.reply.contains(&results[1].2), "{}", outcome.reply);
 }
+
+#[test]
+fn a_conversation_comes_back_from_memory_with_each_origin_and_its_words_are_kept_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let tb = toolbox(dir.path(), &[]);
+    let memory = tb.ctx.memory.clone().expect("the test toolbox has memory");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let agent =
+        agent(Engine::scripted(steps(vec![], "Noted.", seen)), tb).with_memory(memory.clone());
+    let key = hermit::vocab::ConversationKey::matrix("!room:box", 0);
+    let mut conv = Conversation::new("You are Hermit.");
+    conv.key = key.clone();
+    let (typed, _) = turn(&agent, &mut conv, "My bicycle is blue.", |_| {});
+    let voice = hermit::vocab::Origin::Transcript("@owner:hermit.local".into());
+    let spoken = rt()
+        .block_on(agent.submit(
+            &mut conv,
+            Op::labelled("And my car is red.", &voice),
+            |_| {},
+            Arc::new(AtomicBool::new(false)),
+        ))
+        .unwrap();
+    // Each reply says where memory keeps it: a channel's journal points
+    // there instead of keeping the words a second time.
+    let rows = [typed.kept.expect("kept"), spoken.kept.expect("kept")];
+    assert!(rows[0] < rows[1], "{rows:?}");
+    let body: String = memory
+        .conn()
+        .unwrap()
+        .query_row("SELECT body FROM messages WHERE id = ?1", [rows[1]], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(body, "Noted.");
+    // The process stopped during a third turn: its message was kept, its
+    // reply never written.
+    memory
+        .record_message(&hermit::memory::NewMessage {
+            conversation: &key.to_string(),
+            principal: "owner",
+            sender: "@owner:hermit.local",
+            room: Some("!room:box"),
+            role: "user",
+            origin: None,
+            body: "And my boat is",
+        })
+        .unwrap();
+
+    // After a restart: the same conversation, rebuilt from memory.
+    let mut back = Conversation::new("You are Hermit.");
+    back.key = key.clone();
+    assert_eq!(rt().block_on(agent.restore(&mut back)), Some(4));
+    let said: Vec<(Role, &str)> = back
+        .messages()
+        .iter()
+        .map(|m| (m.role, m.content.as_str()))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            (Role::User, "My bicycle is blue."),
+            (Role::Assistant, "Noted."),
+            (Role::User, "And my car is red."),
+            (Role::Assistant, "Noted."),
+        ],
+        "the unfinished message is answered again, not restored"
+    );
+    // The transcript is still a transcript: the conversation is tainted,
+    // so effects beyond reading ask the owner.
+    let taint = back.taint_for("@owner:hermit.local", "@owner:hermit.local");
+    assert!(
+        taint.as_deref().is_some_and(|t| t.contains("transcript")),
+        "{taint:?}"
+    );
+    // Another conversation has nothing of it; without memory there is
+    // nothing to restore from (the channel keeps the words then).
+    let mut other = Conversation::new("You are Hermit.");
+    other.key = hermit::vocab::ConversationKey::matrix("!room:box", 1);
+    assert_eq!(rt().block_on(agent.restore(&mut other)), Some(0));
+    let plain = Agent::new(
+        Engine::scripted(|_: &GenerateRequest| ScriptedReply::Text("x".into())),
+        None,
+        4,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(rt().block_on(plain.restore(&mut other)), None);
+}

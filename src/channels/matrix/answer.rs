@@ -15,7 +15,7 @@ use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId};
 use tokio::sync::mpsc;
 
 use super::inbound::Body;
-use super::journal::{Entry, Exchange, Status, Timings};
+use super::journal::{Entry, Exchange, Reply, Status, Timings};
 use super::outgoing::{MAX_MESSAGE_TEXT, Outgoing, chunks};
 use super::{Asked, Bot, Work};
 use crate::agent::{ChatMessage, Role};
@@ -153,7 +153,14 @@ impl Bot {
         };
         if let Some(text) = canned {
             reply.finish(&text).await?;
-            self.finish(event_id, &text, received, received, None)?;
+            self.finish(
+                event_id,
+                &text,
+                Reply::Text(&text),
+                received,
+                received,
+                None,
+            )?;
             return Ok(());
         }
         // The room's conversation in force now (a `!new` may have come
@@ -162,7 +169,7 @@ impl Bot {
             .journal
             .move_to_current(event_id.as_str(), room_id.as_str(), epoch)?;
         if conversation.as_ref().map(|(e, _)| *e) != Some(epoch) {
-            *conversation = Some((epoch, self.restore(room_id, epoch)?));
+            *conversation = Some((epoch, self.restore(room_id, epoch).await?));
         }
         let conv = &mut conversation.as_mut().expect("set above").1;
         let for_owner = principal.is_owner();
@@ -259,7 +266,7 @@ impl Bot {
         tokio::spawn(async move {
             let _ = typing.typing_notice(false).await;
         });
-        let (final_text, stats) = match outcome {
+        let (final_text, stats, kept) = match outcome {
             Ok(o) => {
                 if let Some(code) = &o.awaiting {
                     // Settled in this room once decided.
@@ -281,13 +288,19 @@ impl Bot {
                 if t.is_empty() {
                     t = "(no answer)".into();
                 }
-                (t, o.stats)
+                (t, o.stats, o.kept)
             }
-            Err(e) => (format!("Sorry, I could not answer: {e}"), None),
+            Err(e) => (format!("Sorry, I could not answer: {e}"), None, None),
         };
         reply.finish(&final_text).await?;
         let first = first_edit_at.unwrap_or_else(Instant::now);
-        self.finish(event_id, &final_text, received, first, stats.as_ref())?;
+        // The words once: in memory when it kept them (the message too),
+        // else in the journal.
+        let kept = match kept {
+            Some(row) => Reply::Kept(row),
+            None => Reply::Text(&final_text),
+        };
+        self.finish(event_id, &final_text, kept, received, first, stats.as_ref())?;
         Ok(())
     }
 
@@ -312,6 +325,7 @@ impl Bot {
             .as_mut()
             .map(|(_, c)| c)
             .filter(|c| c.key == *row.conversation.as_str());
+        let mut kept = None;
         let text = match current {
             // A `!new` came since: the request belonged to a conversation
             // set aside, and does not run.
@@ -341,6 +355,7 @@ impl Bot {
                 });
                 match outcome {
                     Ok(o) => {
+                        kept = o.kept;
                         let mut t = o.reply.trim().to_string();
                         if let Some(why) = o.limited {
                             t.push_str(&format!("\n\n_({why})_"));
@@ -367,7 +382,11 @@ impl Bot {
             format!("hermit-settled-{code}"),
         )
         .await?;
-        self.journal.append_reply(asked.event.as_str(), &text)?;
+        let more = match kept {
+            Some(row) => Reply::Kept(row),
+            None => Reply::Text(&text),
+        };
+        self.journal.append_reply(asked.event.as_str(), more)?;
         Ok(())
     }
 
@@ -375,6 +394,7 @@ impl Bot {
         &self,
         event_id: &OwnedEventId,
         reply: &str,
+        kept: Reply,
         received: Instant,
         first: Instant,
         stats: Option<&crate::agent::GenerationStats>,
@@ -387,7 +407,7 @@ impl Bot {
         );
         self.journal.finish(
             event_id.as_str(),
-            reply,
+            kept,
             &Timings {
                 first_edit_ms: since(first),
                 final_edit_ms: since(Instant::now()),
@@ -398,14 +418,20 @@ impl Bot {
         Ok(())
     }
 
-    /// The room's conversation of `epoch`, from the journal.
-    fn restore(&self, room_id: &OwnedRoomId, epoch: i64) -> anyhow::Result<Conversation> {
+    /// The room's conversation of `epoch`: from memory, which keeps its
+    /// words; from the journal with memory off (or for a conversation held
+    /// before memory was on).
+    async fn restore(&self, room_id: &OwnedRoomId, epoch: i64) -> anyhow::Result<Conversation> {
         let mut conv = Conversation::new(self.settings.system_prompt.clone());
         conv.key = ConversationKey::matrix(room_id.as_str(), epoch);
         conv.place = room_id.to_string();
         // A request for the owner does not hold the room.
         conv.defer_approvals = true;
         conv.taint = self.journal.taint(room_id.as_str(), epoch)?;
+        if let Some(n) = self.agent.restore(&mut conv).await.filter(|n| *n > 0) {
+            tracing::info!(room = %room_id, epoch, messages = n, "conversation restored from memory");
+            return Ok(conv);
+        }
         for Exchange {
             body,
             reply,

@@ -5,9 +5,16 @@
 //! Every SQL statement of the channel is here, behind typed functions.
 //! An incoming message is recorded (pending) before it is answered; its
 //! reply's event ID when the first part of the reply is sent; the whole
-//! reply, its status and timings when the final edit is sent. The journal
-//! also keeps the text of each message and reply: a room's conversation is
-//! rebuilt from it after a restart ([`Journal::history`]).
+//! reply, its status and timings when the final edit is sent.
+//!
+//! The words of a conversation are kept in one place. With memory on (the
+//! default), memory keeps them: once a message is answered, the journal
+//! blanks its body and points at the reply's row in memory (`reply_rows`),
+//! and a room's conversation is rebuilt from memory after a restart; what
+//! the journal still holds in words is what Hermit said itself (a
+//! command's answer, a refusal, an apology). With memory off, the journal
+//! is the only place: it keeps the words, and the conversation is rebuilt
+//! from it ([`Journal::history`]).
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -95,6 +102,17 @@ pub(super) struct Exchange {
     pub body: String,
     pub reply: Option<String>,
     pub sender: String,
+}
+
+/// Where a reply's words are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reply<'a> {
+    /// Here, in words: what Hermit said itself, or every reply with memory
+    /// off.
+    Text(&'a str),
+    /// In memory, at this row: the journal keeps only that it was
+    /// delivered.
+    Kept(i64),
 }
 
 /// How long an answer took, kept with it (`hermit bench matrix`).
@@ -316,20 +334,28 @@ impl Journal {
         Ok(())
     }
 
-    /// The whole reply is sent.
-    pub(crate) fn finish(&self, event_id: &str, reply: &str, t: &Timings) -> rusqlite::Result<()> {
+    /// The whole reply is sent. A reply kept in memory is recorded by its
+    /// row, and the message's body (kept in memory too) is blanked.
+    pub(crate) fn finish(&self, event_id: &str, reply: Reply, t: &Timings) -> rusqlite::Result<()> {
+        let (text, row) = match reply {
+            Reply::Text(text) => (Some(text), None),
+            Reply::Kept(row) => (None, Some(row)),
+        };
         self.db().execute(
             "UPDATE matrix_events SET status = 'answered', reply = ?2, answered_at = ?3,
-                first_edit_ms = ?4, final_edit_ms = ?5, model_ttft_ms = ?6, model_total_ms = ?7
+                first_edit_ms = ?4, final_edit_ms = ?5, model_ttft_ms = ?6, model_total_ms = ?7,
+                reply_rows = CASE WHEN ?8 IS NULL THEN NULL ELSE json_array(?8) END,
+                body = CASE WHEN ?8 IS NULL THEN body ELSE '' END
              WHERE event_id = ?1",
             params![
                 event_id,
-                reply,
+                text,
                 now_ms(),
                 t.first_edit_ms,
                 t.final_edit_ms,
                 t.model_ttft_ms,
                 t.model_total_ms,
+                row,
             ],
         )?;
         Ok(())
@@ -337,13 +363,33 @@ impl Journal {
 
     /// Adds to a recorded reply what came of it later (an approved call's
     /// result): the conversation rebuilt after a restart has it.
-    pub(crate) fn append_reply(&self, event_id: &str, more: &str) -> rusqlite::Result<()> {
-        self.db().execute(
-            "UPDATE matrix_events SET reply = COALESCE(reply || char(10) || char(10), '') || ?2
-             WHERE event_id = ?1",
-            params![event_id, more],
-        )?;
+    pub(crate) fn append_reply(&self, event_id: &str, more: Reply) -> rusqlite::Result<()> {
+        match more {
+            Reply::Text(more) => self.db().execute(
+                "UPDATE matrix_events SET reply = COALESCE(reply || char(10) || char(10), '') || ?2
+                 WHERE event_id = ?1",
+                params![event_id, more],
+            )?,
+            Reply::Kept(row) => self.db().execute(
+                "UPDATE matrix_events SET reply_rows = json_insert(COALESCE(reply_rows, '[]'), '$[#]', ?2)
+                 WHERE event_id = ?1",
+                params![event_id, row],
+            )?,
+        };
         Ok(())
+    }
+
+    /// The rows in memory where a recorded reply is kept, in order.
+    #[cfg(test)]
+    fn reply_rows(&self, event_id: &str) -> rusqlite::Result<Vec<i64>> {
+        let rows: Option<String> = self.db().query_row(
+            "SELECT reply_rows FROM matrix_events WHERE event_id = ?1",
+            [event_id],
+            |r| r.get(0),
+        )?;
+        Ok(rows
+            .and_then(|r| serde_json::from_str(&r).ok())
+            .unwrap_or_default())
     }
 
     /// The room's conversation in force now, the message moved into it
@@ -488,7 +534,8 @@ mod tests {
         assert_eq!(e.status, Some(Status::Pending));
         assert_eq!((e.body.as_str(), e.epoch), ("hello", 0));
         j.set_reply_event("$1", "$r1").unwrap();
-        j.finish("$1", "hi there", &Timings::default()).unwrap();
+        j.finish("$1", Reply::Text("hi there"), &Timings::default())
+            .unwrap();
         let e = j.entry("$1").unwrap().unwrap();
         assert_eq!(e.status, Some(Status::Answered));
         assert_eq!(e.reply_event_id.as_deref(), Some("$r1"));
@@ -506,7 +553,8 @@ mod tests {
             ("$3", "\0audio:{}", 3),
         ] {
             j.record(&message(id, body, ts)).unwrap();
-            j.finish(id, "reply", &Timings::default()).unwrap();
+            j.finish(id, Reply::Text("reply"), &Timings::default())
+                .unwrap();
         }
         j.record(&message("$4", "unanswered", 4)).unwrap();
         let h = j.history("!r:box", 0).unwrap();
@@ -524,6 +572,34 @@ mod tests {
         // The taint of an old conversation does not land on the new one.
         j.keep_taint("!r:box", 0, "old").unwrap();
         assert_eq!(j.taint("!r:box", 1).unwrap(), None);
+    }
+
+    #[test]
+    fn a_reply_kept_in_memory_leaves_no_words_in_the_journal() {
+        let (_d, j) = journal();
+        j.record(&message("$1", "what is my lock code?", 1))
+            .unwrap();
+        j.finish("$1", Reply::Kept(7), &Timings::default()).unwrap();
+        j.append_reply("$1", Reply::Kept(9)).unwrap();
+        let e = j.entry("$1").unwrap().unwrap();
+        assert_eq!(e.status, Some(Status::Answered));
+        assert_eq!(e.body, "", "the message's words stay in memory only");
+        assert_eq!(j.reply_rows("$1").unwrap(), vec![7, 9]);
+        let reply: Option<String> = j
+            .db()
+            .query_row(
+                "SELECT reply FROM matrix_events WHERE event_id = '$1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(reply, None);
+        // Hermit's own words (a command's answer) stay here.
+        j.record(&message("$2", "!help", 2)).unwrap();
+        j.finish("$2", Reply::Text("Hermit: …"), &Timings::default())
+            .unwrap();
+        assert_eq!(j.entry("$2").unwrap().unwrap().body, "!help");
+        assert!(j.reply_rows("$2").unwrap().is_empty());
     }
 
     #[test]

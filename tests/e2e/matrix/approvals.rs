@@ -18,6 +18,11 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
             ("HERMIT_MATRIX__MEMBERS", r#"["@alice:hermit.local"]"#),
             // Members may write when the owner approves.
             ("HERMIT_POLICY__MEMBER__WRITE", "ask"),
+            // Memory on (full text only): the words of the conversation,
+            // the settled follow-up included, are kept there once, and the
+            // journal points at them.
+            ("HERMIT_MEMORY__ENABLED", "true"),
+            ("HERMIT_MEMORY__EMBEDDINGS", "false"),
         ],
     );
     let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
@@ -125,6 +130,22 @@ async fn approvals_and_stop_count_only_from_the_owner_in_the_room_of_the_request
     // posted in the room and added to the conversation.
     react(&room, &request.id, "✅").await;
     let reply = wait_settled(&daemon, &ask).await;
+    // Kept once: the journal has no words of the exchange, only where
+    // memory keeps the reply and its follow-up.
+    let (body, words, rows): (String, Option<String>, String) = daemon
+        .db()
+        .query_row(
+            "SELECT body, reply, reply_rows FROM matrix_events WHERE event_id = ?1",
+            [ask.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((body.as_str(), words), ("", None));
+    assert_eq!(
+        serde_json::from_str::<Vec<i64>>(&rows).unwrap().len(),
+        2,
+        "{rows}"
+    );
     owner
         .wait_for("the follow-up in the room", |seen| {
             seen.iter()

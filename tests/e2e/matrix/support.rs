@@ -126,15 +126,35 @@ impl Daemon {
         rusqlite::Connection::open(self.data.join("hermit.db")).unwrap()
     }
 
-    /// (status, reply) of the journal's row for an event.
+    /// (status, reply) of the journal's row for an event. The reply's
+    /// words are where Hermit keeps them: in the journal when Hermit said
+    /// them itself (a command's answer), else in memory, at the rows the
+    /// journal points to.
     pub fn journal(&self, event: &OwnedEventId) -> Option<(String, Option<String>)> {
-        self.db()
+        let db = self.db();
+        let (status, reply, rows): (String, Option<String>, Option<String>) = db
             .query_row(
-                "SELECT status, reply FROM matrix_events WHERE event_id = ?1",
+                "SELECT status, reply, reply_rows FROM matrix_events WHERE event_id = ?1",
                 [event.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .ok()
+            .ok()?;
+        let rows: Vec<i64> = rows
+            .map(|r| serde_json::from_str(&r).unwrap())
+            .unwrap_or_default();
+        if rows.is_empty() {
+            return Some((status, reply));
+        }
+        let mut parts: Vec<String> = reply.into_iter().collect();
+        for row in rows {
+            parts.push(
+                db.query_row("SELECT body FROM messages WHERE id = ?1", [row], |r| {
+                    r.get(0)
+                })
+                .expect("a reply's row in memory"),
+            );
+        }
+        Some((status, Some(parts.join("\n\n"))))
     }
 }
 

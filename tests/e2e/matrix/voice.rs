@@ -14,7 +14,14 @@ async fn a_voice_message_is_transcribed_quoted_kept_and_answered() {
     common::model_file(common::SMALL_MODEL_FILE);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let daemon = Daemon::start_with(&data, free_port(), &[]);
+    // Memory on (full text only): the conversation's words are kept there,
+    // once.
+    let memory = [
+        ("HERMIT_MEMORY__ENABLED", "true"),
+        ("HERMIT_MEMORY__EMBEDDINGS", "false"),
+    ];
+    let port = free_port();
+    let daemon = Daemon::start_with(&data, port, &memory);
     let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
     let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
     let room = owner.client.create_dm(&bot).await.unwrap();
@@ -78,7 +85,9 @@ async fn a_voice_message_is_transcribed_quoted_kept_and_answered() {
     // Then answered like text.
     let answer = wait_answered(&daemon, &voice).await;
     assert!(!answer.trim().is_empty());
-    // Kept: the transcript with the message, the journal in words.
+    // Kept: the transcript with the message; the words of the
+    // conversation once, in memory (labelled as a transcript), the journal
+    // keeping only that it was answered.
     let db = hermit::db::open(&data.join("hermit.db")).unwrap();
     let (body, language): (String, String) = db
         .query_row(
@@ -96,7 +105,16 @@ async fn a_voice_message_is_transcribed_quoted_kept_and_answered() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(journal, text);
+    assert_eq!(journal, "", "the journal keeps no second copy of the words");
+    let (said, origin): (String, String) = db
+        .query_row(
+            "SELECT body, origin FROM messages WHERE role = 'user' ORDER BY id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(said, text);
+    assert!(origin.starts_with("transcript of @owner"), "{origin}");
 
     // Something claiming to be audio/ogg that is not: a clear reply, and
     // the daemon goes on.
@@ -131,5 +149,28 @@ async fn a_voice_message_is_transcribed_quoted_kept_and_answered() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(heard_in_group, vec![addressed.to_string()]);
+
+    // After a restart the direct chat's conversation comes back from
+    // memory: the transcript and its answer (the refused file and `!help`
+    // were never the conversation's).
+    drop(daemon);
+    let daemon = Daemon::start_with(&data, port, &memory);
+    let next = send_text(&room, "Thank you.").await;
+    assert!(!wait_answered(&daemon, &next).await.trim().is_empty());
+    let log = daemon.log();
+    let restored = log
+        .lines()
+        .find(|l| l.contains("conversation restored from memory"))
+        .unwrap_or_else(|| panic!("not restored from memory:\n{log}"));
+    // (The log may be coloured: its escape sequences left out.)
+    let plain: String = restored
+        .split('\u{1b}')
+        .enumerate()
+        .map(|(i, part)| match part.split_once('m') {
+            Some((_, rest)) if i > 0 => rest,
+            _ => part,
+        })
+        .collect();
+    assert!(plain.contains("messages=2"), "{plain}");
     drop(daemon);
 }
