@@ -222,18 +222,20 @@ fn cancelling_stops_generation_at_the_next_token() {
 
 /// `hermit models warm`: the prefix of every tool set a first message may
 /// be offered is evaluated once and kept on disk; a new process then only
-/// evaluates the message.
+/// loads them. On the small model, whose template leaves the tools out of
+/// the prompt (so every set's prefix is the same one, evaluated once): the
+/// disk cache end to end, in seconds. That every set is warmed, each once,
+/// is `agent::warming_evaluates_the_prefix_of_every_tool_set…` in the fast
+/// tier; the figures on the default model are in the README.
 #[test]
 fn the_prompt_prefixes_are_cached_ahead_of_the_first_message() {
-    // The default model: its template puts the tools in the prompt (the
-    // small test model's ignores them, so every set would read the same).
-    model_file("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    model_file(SMALL_MODEL_FILE);
     let data = tempfile::tempdir().unwrap();
     let warm = || {
         let out = hermit()
             .args(["models", "warm", "--json"])
             .env("HERMIT_DATA", data.path())
-            .env("HERMIT_INFERENCE__MODEL", DEFAULT_MODEL)
+            .env("HERMIT_INFERENCE__MODEL", SMALL_MODEL)
             .env("HERMIT_AGENT__TOOLS", "true")
             .env(
                 "HERMIT_INFERENCE__PROMPT_CACHE_DIR",
@@ -247,7 +249,6 @@ fn the_prompt_prefixes_are_cached_ahead_of_the_first_message() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|p| !p["tools"].as_array().unwrap().is_empty())
             .map(|p| {
                 (
                     p["tools"].to_string(),
@@ -257,18 +258,30 @@ fn the_prompt_prefixes_are_cached_ahead_of_the_first_message() {
             .collect::<Vec<_>>()
     };
     let cold = warm();
-    // Every intent's set (remember, recall and forget need memory, off
-    // here).
+    // Every intent's set, and none (remember, recall and forget need
+    // memory, off here).
     assert!(cold.len() >= 11, "{cold:?}");
-    for (tools, n) in &cold {
-        assert!(*n >= 64, "{tools}: {n} tokens evaluated cold");
-    }
-    let files = std::fs::read_dir(data.path().join("prompt-cache"))
-        .unwrap()
-        .count();
-    assert!(files >= cold.len(), "{files} files for {} sets", cold.len());
-    // A new process: every prefix comes from the disk.
-    for (tools, n) in warm() {
-        assert!(n < 24, "{tools}: {n} tokens evaluated with the cache");
+    // The longest prefix (this model's template keeps one tool set's
+    // schema), evaluated cold.
+    let (longest, most) = cold.iter().max_by_key(|(_, n)| *n).unwrap().clone();
+    assert!(most >= 64, "{cold:?}");
+    assert!(
+        std::fs::read_dir(data.path().join("prompt-cache"))
+            .unwrap()
+            .count()
+            >= 1
+    );
+    // A new process: the prefixes come from the disk.
+    let again = warm();
+    eprintln!("cold {cold:?}\nwarm {again:?}");
+    assert_eq!(again.len(), cold.len());
+    for ((tools, n), (_, before)) in again.iter().zip(&cold) {
+        assert!(
+            n <= before,
+            "{tools}: {n} tokens evaluated with the cache, {before} cold"
+        );
+        if *tools == longest {
+            assert!(*n < 24, "{tools}: {n} tokens evaluated with the cache");
+        }
     }
 }

@@ -846,3 +846,41 @@ fn a_conversation_comes_back_from_memory_with_each_origin_and_its_words_are_kept
     .unwrap();
     assert_eq!(rt().block_on(plain.restore(&mut other)), None);
 }
+
+/// `hermit models warm` (and `hermit up` at start): one generation of one
+/// token for the prefix of each tool set a first message may be offered,
+/// each set once, the empty one (small talk) included. That the prefixes
+/// then come from the disk in a new process is proven end to end
+/// (`inference::the_prompt_prefixes_are_cached_ahead_of_the_first_message`).
+#[test]
+fn warming_evaluates_the_prefix_of_every_tool_set_a_first_message_may_be_offered() {
+    let dir = tempfile::tempdir().unwrap();
+    let tb = toolbox(dir.path(), &[]);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let agent = agent(Engine::scripted(steps(vec![], "x", seen.clone())), tb);
+    let sets = rt().block_on(agent.warm("You are Hermit.")).unwrap();
+    let asked = seen.lock().unwrap();
+    assert_eq!(asked.len(), sets.len(), "one generation per set");
+    let mut distinct = std::collections::BTreeSet::new();
+    for (req, (tools, _)) in asked.iter().zip(&sets) {
+        let mut offered = offered(req);
+        let mut named = tools.clone();
+        offered.sort();
+        named.sort();
+        assert_eq!(offered, named, "the set generated is the set reported");
+        assert!(distinct.insert(named), "{tools:?} warmed twice");
+    }
+    assert!(
+        distinct.contains(&Vec::new()),
+        "small talk's prefix (no tools)"
+    );
+    // Every intent's tools: the time, files, notes, reminders, memory, the
+    // calculator, the web... (15 sets with every tool on).
+    assert!(sets.len() >= 12, "{} sets: {sets:?}", sets.len());
+    for tool in ["remind", "calculate", "write_file", "remember", "time"] {
+        assert!(
+            distinct.iter().any(|s| s.iter().any(|t| t == tool)),
+            "no set offers {tool}: {distinct:?}"
+        );
+    }
+}
