@@ -58,6 +58,80 @@ pub enum Request {
     ReloadSecrets,
 }
 
+/// What the daemon says on the socket, a JSON line each
+/// (`{"event": ..., "data": ...}`; a status request is answered with a
+/// [`Status`]): a turn's events as it runs (the agent's [`TurnEvent`]s, in
+/// the same form), then how it ended, and the answers to the other
+/// requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+pub enum Event {
+    /// A piece of the reply.
+    Token(String),
+    /// The model called a tool.
+    ToolCall(crate::vocab::ToolCall),
+    /// The tool's result (or why it did not run).
+    ToolResult {
+        name: String,
+        ok: bool,
+        content: String,
+    },
+    /// A call waits for the owner's approval.
+    Approval {
+        code: String,
+        text: String,
+    },
+    /// The turn ended.
+    Done(TurnOutcome),
+    /// A request of this conversation decided elsewhere meanwhile, settled
+    /// before the next message.
+    Settled(TurnOutcome),
+    /// The owner's decision was taken.
+    Decided(crate::trust::approvals::Stored),
+    /// The decision did nothing, and why.
+    Refused(String),
+    /// Everything stopped: turns and tool processes halted.
+    Stopped {
+        turns: usize,
+        processes: usize,
+    },
+    /// A new conversation.
+    New,
+    /// The secrets store was read again.
+    Reloaded,
+    /// Resumed after a stop.
+    Resumed,
+    Error(String),
+}
+
+impl From<TurnEvent> for Event {
+    fn from(ev: TurnEvent) -> Self {
+        match ev {
+            TurnEvent::Token(t) => Event::Token(t),
+            TurnEvent::ToolCall(c) => Event::ToolCall(c),
+            TurnEvent::ToolResult { name, ok, content } => Event::ToolResult { name, ok, content },
+            TurnEvent::Approval { code, text } => Event::Approval { code, text },
+        }
+    }
+}
+
+impl Event {
+    /// The turn's event this is, if it is one.
+    pub fn turn_event(self) -> Option<TurnEvent> {
+        Some(match self {
+            Event::Token(t) => TurnEvent::Token(t),
+            Event::ToolCall(c) => TurnEvent::ToolCall(c),
+            Event::ToolResult { name, ok, content } => TurnEvent::ToolResult { name, ok, content },
+            Event::Approval { code, text } => TurnEvent::Approval { code, text },
+            _ => return None,
+        })
+    }
+
+    fn error(e: impl std::fmt::Display) -> Self {
+        Event::Error(e.to_string())
+    }
+}
+
 /// What `{"op": "status"}` answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
@@ -216,12 +290,7 @@ impl Server {
             let request: Request = match serde_json::from_str(&line) {
                 Ok(r) => r,
                 Err(e) => {
-                    let msg = format!("bad request: {e}");
-                    send(
-                        &mut write,
-                        &serde_json::json!({"event": "error", "data": msg}),
-                    )
-                    .await?;
+                    send(&mut write, &Event::error(format!("bad request: {e}"))).await?;
                     continue;
                 }
             };
@@ -231,7 +300,7 @@ impl Server {
                     self.agent.forget(conversation);
                     *conversation = self.conversation();
                     asked.clear();
-                    send(&mut write, &serde_json::json!({"event": "new"})).await?;
+                    send(&mut write, &Event::New).await?;
                 }
                 Request::Cancel => {}
                 Request::Approve { code } => {
@@ -263,15 +332,15 @@ impl Server {
                 }
                 Request::ReloadSecrets => {
                     let r = match crate::trust::load_secrets(&self.data_dir) {
-                        Ok(()) => serde_json::json!({"event": "reloaded"}),
-                        Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),
+                        Ok(()) => Event::Reloaded,
+                        Err(e) => Event::error(e),
                     };
                     send(&mut write, &r).await?;
                 }
                 Request::Resume => {
                     let r = match self.trust.resume(self.trust.owner(), "control socket") {
-                        Ok(()) => serde_json::json!({"event": "resumed"}),
-                        Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),
+                        Ok(()) => Event::Resumed,
+                        Err(e) => Event::error(e),
                     };
                     send(&mut write, &r).await?;
                 }
@@ -297,8 +366,8 @@ impl Server {
                             return Ok(());
                         };
                         let settled = match outcome {
-                            Ok(o) => serde_json::json!({"event": "settled", "data": o}),
-                            Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),
+                            Ok(o) => Event::Settled(o),
+                            Err(e) => Event::error(e),
                         };
                         send(&mut write, &settled).await?;
                     }
@@ -378,20 +447,18 @@ impl Server {
     }
 
     /// The owner's decision, typed at the box.
-    fn decide(&self, code: &str, approve: bool) -> serde_json::Value {
+    fn decide(&self, code: &str, approve: bool) -> Event {
         match self.trust.decide_at_box(code, approve, "control socket") {
-            Ok(row) => serde_json::json!({"event": "decided", "data": row}),
-            Err(why) => serde_json::json!({"event": "refused", "data": why.to_string()}),
+            Ok(row) => Event::Decided(row),
+            Err(why) => Event::Refused(why.to_string()),
         }
     }
 
-    fn stop_all(&self) -> serde_json::Value {
+    fn stop_all(&self) -> Event {
         let trust = &self.trust;
         match trust.stop(trust.owner(), "control socket") {
-            Ok((turns, processes)) => {
-                serde_json::json!({"event": "stopped", "data": {"turns": turns, "processes": processes}})
-            }
-            Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),
+            Ok((turns, processes)) => Event::Stopped { turns, processes },
+            Err(e) => Event::error(e),
         }
     }
 
@@ -401,10 +468,10 @@ impl Server {
 }
 
 /// What ends a turn on the socket.
-fn done(outcome: Result<TurnOutcome, crate::agent::InferenceError>) -> serde_json::Value {
+fn done(outcome: Result<TurnOutcome, crate::agent::InferenceError>) -> Event {
     match outcome {
-        Ok(o) => serde_json::json!({"event": "done", "data": o}),
-        Err(e) => serde_json::json!({"event": "error", "data": e.to_string()}),
+        Ok(o) => Event::Done(o),
+        Err(e) => Event::error(e),
     }
 }
 
@@ -426,7 +493,7 @@ async fn stream_turn(
         tokio::select! {
             o = &mut turn => break o,
             Some(ev) = rx.recv(), if !gone => {
-                if send(write, &ev).await.is_err() {
+                if send(write, &Event::from(ev)).await.is_err() {
                     gone = true;
                     cancel.store(true, Ordering::SeqCst);
                 }
@@ -461,11 +528,11 @@ async fn stream_turn(
         return Ok(None);
     }
     while let Ok(ev) = rx.try_recv() {
-        send(write, &ev).await?;
+        send(write, &Event::from(ev)).await?;
     }
     for _ in 0..busy {
         let msg = "busy: one turn at a time per connection";
-        send(write, &serde_json::json!({"event": "error", "data": msg})).await?;
+        send(write, &Event::error(msg)).await?;
     }
     Ok(Some(outcome))
 }
@@ -517,18 +584,23 @@ impl Client {
         send(&mut self.write, request).await
     }
 
-    /// The next line from the daemon, as JSON.
-    pub async fn next(&mut self) -> anyhow::Result<serde_json::Value> {
+    /// The daemon's next event.
+    pub async fn next(&mut self) -> anyhow::Result<Event> {
+        self.read().await
+    }
+
+    pub async fn status(&mut self) -> anyhow::Result<Status> {
+        self.request(&Request::Status).await?;
+        self.read().await
+    }
+
+    async fn read<T: serde::de::DeserializeOwned>(&mut self) -> anyhow::Result<T> {
         let line = self
             .lines
             .next_line()
             .await?
             .context("the daemon closed the connection")?;
-        Ok(serde_json::from_str(&line)?)
-    }
-
-    pub async fn status(&mut self) -> anyhow::Result<Status> {
-        self.request(&Request::Status).await?;
-        Ok(serde_json::from_value(self.next().await?)?)
+        serde_json::from_str(&line)
+            .with_context(|| format!("the daemon said something unexpected: {line}"))
     }
 }

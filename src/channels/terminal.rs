@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::agent::{Agent, Conversation, Op, TurnEvent, TurnOutcome};
+use crate::control::Event;
 
 /// Where the turns run.
 pub enum Backend {
@@ -186,20 +187,14 @@ pub async fn run(mut backend: Backend) -> anyhow::Result<()> {
                             continue;
                         }
                     };
-                    match ev["event"].as_str() {
-                        Some("done") => break Ok(serde_json::from_value(ev["data"].clone())?),
-                        Some("settled") => {
-                            // A request decided elsewhere, settled first.
-                            let o: TurnOutcome = serde_json::from_value(ev["data"].clone())?;
-                            print_outcome(Ok(o), interactive);
-                        }
-                        Some("decided") => {}
-                        Some("refused") => eprintln!("({})", ev["data"].as_str().unwrap_or("")),
-                        Some("error") => {
-                            break Err(ev["data"].as_str().unwrap_or("error").to_string());
-                        }
-                        _ => {
-                            if let Ok(ev) = serde_json::from_value::<TurnEvent>(ev) {
+                    match ev {
+                        Event::Done(o) => break Ok(o),
+                        // A request decided elsewhere, settled first.
+                        Event::Settled(o) => print_outcome(Ok(o), interactive),
+                        Event::Refused(why) => eprintln!("({why})"),
+                        Event::Error(e) => break Err(e),
+                        other => {
+                            if let Some(ev) = other.turn_event() {
                                 show(ev);
                             }
                         }

@@ -97,9 +97,8 @@ pub fn stop_all(global: &Global) -> anyhow::Result<()> {
     });
     let trust = hermit::trust::Trust::open(&config)?;
     match via_daemon {
-        Some(v) if v["event"] == "stopped" => println!(
-            "stopped: {} running turn(s) and {} tool process(es) halted; nothing runs until `hermit resume` or !resume",
-            v["data"]["turns"], v["data"]["processes"]
+        Some(hermit::control::Event::Stopped { turns, processes }) => println!(
+            "stopped: {turns} running turn(s) and {processes} tool process(es) halted; nothing runs until `hermit resume` or !resume"
         ),
         _ => {
             trust.stop(trust.owner(), "command line")?;

@@ -58,7 +58,7 @@ fn set(global: &Global, name: &str) -> anyhow::Result<()> {
             .ok()?;
         client.next().await.ok()
     });
-    if reloaded.is_some_and(|v| v["event"] == "reloaded") {
+    if matches!(reloaded, Some(hermit::control::Event::Reloaded)) {
         eprintln!("the running daemon now redacts it");
     }
     if let Ok(trust) = hermit::trust::Trust::open(&config) {

@@ -79,7 +79,7 @@ pub(crate) struct Decider {
 }
 
 /// A stored request, as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Stored {
     pub code: String,
     pub tool: String,

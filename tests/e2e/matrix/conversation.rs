@@ -248,7 +248,13 @@ async fn killed_mid_answer_it_answers_exactly_once_and_keeps_its_device() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let port = free_port();
-    let mut daemon = Daemon::start(&data, port);
+    // Memory on (full text only): after the restart the room's
+    // conversation comes back from it.
+    let memory = [
+        ("HERMIT_MEMORY__ENABLED", "true"),
+        ("HERMIT_MEMORY__EMBEDDINGS", "false"),
+    ];
+    let mut daemon = Daemon::start_with(&data, port, &memory);
     let bot: OwnedUserId = "@hermit:hermit.local".try_into().unwrap();
     let session = |d: &Path| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(d.join("matrix/session.json")).unwrap())
@@ -260,6 +266,8 @@ async fn killed_mid_answer_it_answers_exactly_once_and_keeps_its_device() {
     let owner = Person::login(&daemon.url(), "owner", &daemon.secret("owner-password")).await;
     let room = owner.client.create_dm(&bot).await.unwrap();
     wait_joined(&room, &bot).await;
+    let hello = send_text(&room, "Hello!").await;
+    assert!(!wait_answered(&daemon, &hello).await.trim().is_empty());
     let question = send_text(
         &room,
         "Write a long story about a lighthouse keeper and a storm, with many details.",
@@ -280,9 +288,26 @@ async fn killed_mid_answer_it_answers_exactly_once_and_keeps_its_device() {
     );
     daemon.kill();
 
-    let daemon = Daemon::start(&data, port);
+    let daemon = Daemon::start_with(&data, port, &memory);
     assert_eq!(session(&data)["device_id"], device, "the device changed");
     let reply = wait_answered(&daemon, &question).await;
+    // The conversation came back from memory: the greeting and its answer
+    // (the unfinished question is answered again, not restored).
+    let log = daemon.log();
+    let restored = log
+        .lines()
+        .find(|l| l.contains("conversation restored from memory"))
+        .unwrap_or_else(|| panic!("not restored from memory:\n{log}"));
+    // (The log may be coloured: its escape sequences left out.)
+    let plain: String = restored
+        .split('\u{1b}')
+        .enumerate()
+        .map(|(i, part)| match part.split_once('m') {
+            Some((_, rest)) if i > 0 => rest,
+            _ => part,
+        })
+        .collect();
+    assert!(plain.contains("messages=2"), "{plain}");
     owner
         .wait_for("the final edit after the restart", |_| {
             owner.latest(&first.id).filter(|b| b.trim() == reply.trim())

@@ -34,10 +34,6 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn start(data: &Path, port: u16) -> Self {
-        Self::start_with(data, port, &[])
-    }
-
     /// With settings of its own (`HERMIT_*` variables) over the tests'.
     pub fn start_with(data: &Path, port: u16, env: &[(&str, &str)]) -> Self {
         let log = std::fs::OpenOptions::new()
