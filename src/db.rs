@@ -7,6 +7,8 @@
 //! earlier version is brought up to date, and a database from a newer Hermit
 //! is refused rather than misread.
 
+pub(crate) mod notes;
+
 use std::path::Path;
 
 use rusqlite::Connection;

@@ -49,6 +49,9 @@ pub struct Conversation {
     /// turn waits for the decision (a scheduled task, which no one is
     /// talking to).
     pub defer_approvals: bool,
+    /// Messages kept in memory whose turn a restart cut short: answered
+    /// again, they are not kept twice ([`super::Agent::restore`]).
+    pub(super) unanswered: Vec<String>,
 }
 
 impl Conversation {
@@ -68,6 +71,7 @@ impl Conversation {
             grants: Vec::new(),
             offered: Vec::new(),
             defer_approvals: false,
+            unanswered: Vec::new(),
         }
     }
 

@@ -10,10 +10,10 @@ use super::{Agent, ChatMessage, Conversation, InferenceError, Role, TurnEvent, T
 use crate::vocab::{Origin, Principal, fence};
 
 impl Agent {
-    /// One turn ([`Op::Message`]): the message, tool calls, the reply.
+    /// One turn ([`super::Op::Message`]): the message, tool calls, the reply.
     /// With memory, what is relevant is recalled first, and the message
-    /// and the reply are kept. `origin` says
-    /// where its words come from. A transcript of a voice note
+    /// and the reply are kept. `origin` says where its words come from. A
+    /// transcript of a voice note
     /// ([`Origin::Transcript`]) is the sender's message, but the voice may
     /// be someone else's (a television, a visitor): like other untrusted
     /// text, it taints the conversation, so effects beyond reading ask the
@@ -41,6 +41,14 @@ impl Agent {
             user_text.to_string(),
         );
         let already = conv.recalled.clone();
+        // A message kept before a restart cut its turn short is not kept
+        // a second time when it is answered again.
+        let again = conv
+            .unanswered
+            .iter()
+            .position(|b| b == user_text)
+            .map(|i| conv.unanswered.remove(i))
+            .is_some();
         let mem = memory.clone();
         let sender = if principal.id.is_empty() {
             crate::vocab::OWNER.to_string()
@@ -52,15 +60,17 @@ impl Agent {
         let before = tokio::task::spawn_blocking(move || {
             let pinned = mem.pinned(&w)?;
             let recall = mem.recall(&w, &text, &key, &already)?;
-            mem.record_message(&crate::memory::NewMessage {
-                conversation: &key,
-                principal: &w,
-                sender: &sender,
-                room: (place != "local").then_some(place.as_str()),
-                role: "user",
-                origin: label.as_deref(),
-                body: &text,
-            })?;
+            if !again {
+                mem.record_message(&crate::memory::NewMessage {
+                    conversation: &key,
+                    principal: &w,
+                    sender: &sender,
+                    room: (place != "local").then_some(place.as_str()),
+                    role: "user",
+                    origin: label.as_deref(),
+                    body: &text,
+                })?;
+            }
             Ok::<_, crate::memory::MemoryError>((pinned, recall))
         })
         .await;
@@ -152,7 +162,9 @@ impl Agent {
         // it) is answered again, and kept again then.
         let mut said = said;
         while said.last().is_some_and(|m| m.role != "assistant") {
-            said.pop();
+            if let Some(m) = said.pop() {
+                conv.unanswered.insert(0, m.body);
+            }
         }
         let n = said.len();
         for m in said {

@@ -1,10 +1,11 @@
-//! `notes`: each person's notes, kept in hermit.db: create, append, search,
-//! list. A member's notes are theirs; the owner's are the owner's.
+//! `notes`: each person's notes, kept in hermit.db (`db::notes` holds the
+//! statements): create, append, search, list. A member's notes are theirs;
+//! the owner's are the owner's.
 
-use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::{CallMeta, Effect, Tool, ToolContext, ToolError, ToolOutput, ToolSpec, arg_str};
+use crate::db::notes;
 
 pub(crate) struct Notes;
 
@@ -64,14 +65,7 @@ impl Tool for Notes {
         let content = match arg_str(args, "action").unwrap_or_default() {
             "create" => {
                 need_title()?;
-                let n = db
-                    .execute(
-                        "INSERT INTO notes (title, body, created_at, updated_at, taint, principal) VALUES (?1, ?2, ?3, ?3, ?4, ?5)
-                         ON CONFLICT(principal, title) DO NOTHING",
-                        params![title, text, now, taint, who],
-                    )
-                    .map_err(failed)?;
-                if n == 0 {
+                if !notes::create(&db, who, title, text, taint, now).map_err(failed)? {
                     return Err(failed(format!(
                         "a note titled {title:?} exists; append to it"
                     )));
@@ -80,50 +74,13 @@ impl Tool for Notes {
             }
             "append" => {
                 need_title()?;
-                let body: Option<String> = db
-                    .query_row(
-                        "SELECT body FROM notes WHERE title = ?1 AND principal = ?2",
-                        [title, who],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(failed)?;
-                let Some(body) = body else {
+                if !notes::append(&db, who, title, text, taint, now).map_err(failed)? {
                     return Err(failed(format!("no note titled {title:?}; create it first")));
-                };
-                let joined = if body.is_empty() {
-                    text.to_string()
-                } else {
-                    format!("{body}\n{text}")
-                };
-                db.execute(
-                    "UPDATE notes SET body = ?1, updated_at = ?2, taint = coalesce(taint, ?4) WHERE title = ?3 AND principal = ?5",
-                    params![joined, now, title, taint, who],
-                )
-                .map_err(failed)?;
+                }
                 format!("appended to note {title:?}")
             }
             "search" => {
-                let pattern = format!(
-                    "%{}%",
-                    text.replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                );
-                let mut stmt = db
-                    .prepare(
-                        "SELECT title, body, taint FROM notes
-                         WHERE principal = ?2 AND (title LIKE ?1 ESCAPE '\\' OR body LIKE ?1 ESCAPE '\\')
-                         ORDER BY updated_at DESC LIMIT 20",
-                    )
-                    .map_err(failed)?;
-                let rows: Vec<(String, String, Option<String>)> = stmt
-                    .query_map([pattern.as_str(), who], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .map_err(failed)?
-                    .collect::<Result<_, _>>()
-                    .map_err(failed)?;
+                let rows = notes::search(&db, who, text).map_err(failed)?;
                 if rows.is_empty() {
                     format!("no note mentions {text:?}")
                 } else {
@@ -139,16 +96,7 @@ impl Tool for Notes {
                 }
             }
             "list" => {
-                let mut stmt = db
-                    .prepare(
-                        "SELECT title, length(body) FROM notes WHERE principal = ?1 ORDER BY updated_at DESC",
-                    )
-                    .map_err(failed)?;
-                let rows: Vec<(String, i64)> = stmt
-                    .query_map([who], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(failed)?
-                    .collect::<Result<_, _>>()
-                    .map_err(failed)?;
+                let rows = notes::list(&db, who).map_err(failed)?;
                 if rows.is_empty() {
                     "there are no notes".to_string()
                 } else {

@@ -832,6 +832,18 @@ fn a_conversation_comes_back_from_memory_with_each_origin_and_its_words_are_kept
         taint.as_deref().is_some_and(|t| t.contains("transcript")),
         "{taint:?}"
     );
+    // The unfinished message, answered now, is not kept a second time.
+    turn(&agent, &mut back, "And my boat is", |_| {});
+    let kept: i64 = memory
+        .conn()
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM messages WHERE body = 'And my boat is'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 1, "kept twice");
     // Another conversation has nothing of it; without memory there is
     // nothing to restore from (the channel keeps the words then).
     let mut other = Conversation::new("You are Hermit.");
