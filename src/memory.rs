@@ -209,7 +209,6 @@ pub struct NewMessage<'a> {
 /// back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Said {
-    pub id: i64,
     /// "user" or "assistant".
     pub role: String,
     pub sender: String,
@@ -402,16 +401,15 @@ impl Memory {
     pub fn said_in(&self, conversation: &str) -> Result<Vec<Said>, MemoryError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(
-            "SELECT id, role, sender, origin, body FROM messages WHERE conversation = ?1 ORDER BY id",
+            "SELECT role, sender, origin, body FROM messages WHERE conversation = ?1 ORDER BY id",
         )?;
         let rows = stmt
             .query_map([conversation], |r| {
                 Ok(Said {
-                    id: r.get(0)?,
-                    role: r.get(1)?,
-                    sender: r.get(2)?,
-                    origin: r.get(3)?,
-                    body: r.get(4)?,
+                    role: r.get(0)?,
+                    sender: r.get(1)?,
+                    origin: r.get(2)?,
+                    body: r.get(3)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -57,18 +57,6 @@ impl ConversationKey {
         Some(Self::new(channel, place, name))
     }
 
-    pub fn channel(&self) -> &str {
-        &self.channel
-    }
-
-    pub fn place(&self) -> &str {
-        &self.place
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The Matrix room it is held in, if it is a room's.
     pub(crate) fn room(&self) -> Option<&str> {
         (self.channel == Self::MATRIX).then_some(self.place.as_str())
@@ -108,7 +96,7 @@ mod tests {
         }
         let k = ConversationKey::parse("matrix:!room:box:3").unwrap();
         assert_eq!(k.room(), Some("!room:box"));
-        assert_eq!(k.name(), "3");
+        assert_eq!(k, ConversationKey::matrix("!room:box", 3));
         assert_eq!(ConversationKey::local(1).room(), None);
         for bad in [
             "",
