@@ -304,28 +304,50 @@ impl Agent {
         // The tools this message is offered, and whether its first step
         // must be a call (see [`route`]).
         let mut steps: Vec<Vec<String>> = Vec::new();
+        let mut named = Narrow::default();
         let (offer, forced) = match self.catalog.as_ref().filter(|_| tools) {
             Some(catalog) => {
-                let route = route::route(user_text);
+                let workspace =
+                    self.toolbox
+                        .as_ref()
+                        .map(|t| {
+                            route::entries(&t.ctx.workspace_for(Some(
+                                crate::memory::principal_key(&principal).as_str(),
+                            )))
+                        })
+                        .unwrap_or_default();
+                let route = route::route_in(user_text, &workspace);
                 for t in &route.tools {
                     if !conv.offered.iter().any(|o| o == t) {
                         conv.offered.push(t.to_string());
                     }
                 }
                 let offered = catalog.ordered(&conv.offered);
-                let must = catalog.ordered(&route.forced);
                 steps = route
                     .steps
                     .iter()
                     .map(|t| catalog.ordered(t))
                     .filter(|t| !t.is_empty())
                     .collect();
+                // The first thing asked plainly is the first step ("read
+                // courses.txt, then make a note of it" reads first).
+                let must = steps.first().cloned().unwrap_or_default();
                 tracing::debug!(?offered, forced = ?must, "tools offered");
                 let offer = (!offered.is_empty())
                     .then(|| catalog.offer(&offered))
                     .transpose()?;
+                named = Narrow {
+                    paths: route.paths.clone(),
+                    dirs: route.dirs.clone(),
+                    at: match self.toolbox.as_ref() {
+                        Some(t) if steps.iter().flatten().any(|n| n == "remind") => {
+                            route::time_phrases(user_text, &t.ctx.timezone)
+                        }
+                        _ => Vec::new(),
+                    },
+                };
                 let forced = (!must.is_empty())
-                    .then(|| catalog.forced(&must))
+                    .then(|| catalog.forced_in(&must, &named))
                     .transpose()?;
                 (offer, forced)
             }
@@ -338,6 +360,7 @@ impl Agent {
                 offer,
                 forced,
                 steps,
+                named,
                 tools,
                 ran_now: Vec::new(),
                 tool_calls: 0,
@@ -364,6 +387,7 @@ impl Agent {
             offer,
             mut forced,
             mut steps,
+            named,
             tools,
             // Calls that ran in this turn: a small model tends to repeat
             // one whose result it already has.
@@ -380,6 +404,14 @@ impl Agent {
         // back (a refusal written after it gives way to it).
         let mut called: Vec<String> = ran_now.iter().map(|c| c.name.clone()).collect();
         let mut last_result: Option<(String, String)> = None;
+        // The plain requests of the message, and the tools that did what
+        // was asked: once each request has had its call, and the last
+        // call succeeded, the model answers (a small model otherwise goes
+        // on calling: a listing after a read, a second cancel, a `forget`
+        // after a reminder).
+        let plan = steps.clone();
+        let mut done: Vec<String> = Vec::new();
+        let mut last_ok = false;
         loop {
             // A message that asked for two things plainly: once a call is
             // made, the next step must be a call for the next thing not
@@ -393,22 +425,38 @@ impl Agent {
                     let step = steps.remove(0);
                     if !step.iter().any(|t| called.contains(t)) {
                         tracing::debug!(?step, "the next step must be a call");
-                        forced = Some(catalog.forced(&step)?);
+                        forced = Some(catalog.forced_in(&step, &named)?);
                         break;
                     }
                 }
             }
-            let mut generation = self.engine.generate_with_cancel(
-                conv.request_forced(
-                    GenerateOptions {
-                        who: Some(crate::memory::principal_key(&principal)),
-                        ..Default::default()
-                    },
-                    offer.as_ref().filter(|_| !answer_only),
-                    forced.take().as_deref(),
-                ),
-                cancel.clone(),
+            if forced.is_none()
+                && !answer_only
+                && last_ok
+                && !plan.is_empty()
+                && plan
+                    .iter()
+                    .all(|step| step.iter().any(|t| done.contains(t)))
+            {
+                tracing::debug!("every request of the message done: answering without tools");
+                answer_only = true;
+            }
+            let mut request = conv.request_forced(
+                GenerateOptions {
+                    who: Some(crate::memory::principal_key(&principal)),
+                    ..Default::default()
+                },
+                offer.as_ref(),
+                forced.take().as_deref(),
             );
+            if answer_only {
+                // The tools stay in the prompt (its cached prefix stays
+                // valid), but no call is read: one written anyway is
+                // dropped from the reply.
+                request.grammar = None;
+                request.force_tool_call = false;
+            }
+            let mut generation = self.engine.generate_with_cancel(request, cancel.clone());
             let mut text = String::new();
             let mut shown = 0usize;
             let stats = loop {
@@ -462,19 +510,38 @@ impl Agent {
                 if dropped {
                     tracing::info!(%text, "call-shaped text dropped from a reply");
                 }
+                // A small model sometimes refuses ("I can't assist with
+                // that") right after a tool answered, says nothing, or
+                // writes a call it cannot run instead of answering: the
+                // person gets what the tool answered instead.
+                let instead = last_result
+                    .as_ref()
+                    .filter(|_| !cancelled)
+                    .map(|(tool, content)| (tool, parse::result_as_reply(tool, content)));
+                let refused = instead.is_some() && parse::is_refusal(&reply);
+                if let Some((tool, instead)) = &instead
+                    && !refused
+                    && (reply.trim().is_empty() || (dropped && reply.trim() == parse::DROPPED))
+                {
+                    tracing::info!(%reply, %tool, "no answer after a result: the result is shown");
+                    // What was shown stays a prefix of the reply.
+                    let said = &text[..shown];
+                    reply = if said.trim().is_empty() {
+                        format!("{said}{instead}")
+                    } else {
+                        format!("{said}\n\n{instead}")
+                    };
+                }
                 match reply.strip_prefix(&text[..shown]) {
                     Some(rest) if !rest.is_empty() => on_event(TurnEvent::Token(rest.to_string())),
                     _ => {}
                 }
-                // A small model sometimes refuses ("I can't assist with
-                // that") right after a tool answered: the person gets what
-                // the tool answered instead.
-                if let Some((tool, content)) = &last_result
-                    && !cancelled
-                    && parse::is_refusal(&reply)
+                // A refusal already on its way: the result follows it, and
+                // is the reply (a chat's message is edited to it).
+                if let Some((tool, instead)) = instead
+                    && refused
                 {
                     tracing::info!(%reply, %tool, "a refusal after a result: the result is shown");
-                    let instead = parse::result_as_reply(tool, content);
                     on_event(TurnEvent::Token(format!("\n\n{instead}")));
                     reply = instead;
                 }
@@ -605,7 +672,11 @@ impl Agent {
                 }
             };
             tracing::debug!(tool = %call.name, ok, %content, "tool result");
-            last_result = ok.then(|| (call.name.clone(), content.clone()));
+            if ok {
+                last_result = Some((call.name.clone(), content.clone()));
+                done.push(call.name.clone());
+            }
+            last_ok = ok;
             on_event(TurnEvent::ToolResult {
                 name: call.name.clone(),
                 ok,
@@ -631,12 +702,27 @@ fn awaiting_sentence(code: &str, for_owner: bool) -> String {
     }
 }
 
+/// What a forced call may say, where the message says it: a `read_file`
+/// reads only the files the message named, a `list_files` lists only the
+/// folders it named ([`route::Route::paths`], [`route::Route::dirs`]), and
+/// a `remind` is set at one of the times the message says, in its words
+/// ([`route::time_phrases`]): a small model copies a time it just read, or
+/// computes one wrongly, instead of passing on "in one hour". Empty: any.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Narrow {
+    paths: Vec<String>,
+    dirs: Vec<String>,
+    at: Vec<String>,
+}
+
 /// Where a turn's generations stand ([`Agent::drive`]).
 struct Drive {
     offer: Option<ToolOffer>,
     forced: Option<String>,
     /// The plain requests still to do, one by one ([`route::Route::steps`]).
     steps: Vec<Vec<String>>,
+    /// What a forced call's arguments may be ([`Narrow`]).
+    named: Narrow,
     tools: bool,
     ran_now: Vec<ToolCall>,
     tool_calls: usize,
@@ -700,6 +786,35 @@ impl Catalog {
         let offer = ToolOffer { list, grammar };
         offers.insert(names.to_vec(), offer.clone());
         Ok(offer)
+    }
+
+    /// [`Self::forced`], where a `read_file` may read only the files the
+    /// message named and a `list_files` list only the folders it named
+    /// (when it named any): a small model that knows the request is
+    /// about "my todo list" cannot guess the file's name.
+    fn forced_in(&self, names: &[String], narrow: &Narrow) -> Result<String, InferenceError> {
+        let only = |tool: &str| -> Option<(&'static str, &Vec<String>)> {
+            let (arg, values) = match tool {
+                "read_file" => ("path", &narrow.paths),
+                "list_files" => ("path", &narrow.dirs),
+                "remind" => ("at", &narrow.at),
+                _ => return None,
+            };
+            (!values.is_empty()).then_some((arg, values))
+        };
+        if !names.iter().any(|n| only(n).is_some()) {
+            return self.forced(names);
+        }
+        let mut list = self.list(names);
+        for t in list.as_array_mut().into_iter().flatten() {
+            let f = &mut t["function"];
+            let Some((arg, values)) = f["name"].as_str().and_then(only) else {
+                continue;
+            };
+            f["parameters"]["properties"][arg] =
+                serde_json::json!({"type": "string", "enum": values});
+        }
+        crate::inference::forced_tool_call_grammar(&list)
     }
 
     fn forced(&self, names: &[String]) -> Result<String, InferenceError> {

@@ -51,6 +51,12 @@ pub struct ToolOutput {
     /// did not).
     pub ok: bool,
     pub content: String,
+    /// The content holds only the person's own words (as they gave them,
+    /// in a turn with no untrusted text) and Hermit's: it does not taint
+    /// the conversation, whatever [`Tool::output_origin`] says for the
+    /// tool in general (a listing of reminders all set by the owner).
+    #[serde(skip)]
+    pub own: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

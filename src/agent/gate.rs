@@ -203,6 +203,8 @@ impl Agent {
         // An error can quote what the tool met (a redirect's target, a
         // file name): it keeps the tool's origin, and is redacted too.
         let (ok, content, origin) = match result {
+            // Only the person's own words (and Hermit's): no taint.
+            Ok(out) if out.own => (out.ok, out.content, Origin::Assistant),
             Ok(out) => (out.ok, out.content, origin),
             Err(e) => (
                 false,

@@ -202,7 +202,7 @@ fn read_call(s: &str) -> Option<ToolCall> {
 pub(super) fn is_refusal(reply: &str) -> bool {
     static REFUSAL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(
-            r"(?i)\b(can(no|')t|cannot|unable to|not able to|am not able to)\s+(assist|help|fulfil+|comply|do that|provide|access|recall)|je ne (peux|suis) pas (en mesure de )?(vous |t')?(aider|assister|répondre|obtenir|accéder)|ne peux pas vous aider",
+            r"(?i)\b(can(no|')t|cannot|unable to|not able to|am not able to)\s+(assist|help|fulfil+|comply|do that|provide|access|recall|read|open|show|display|see)|je ne (peux|suis) pas (en mesure de )?(vous |t')?(aider|assister|répondre|obtenir|accéder|lire|ouvrir|afficher|montrer|fournir|donner)|ne peux pas vous aider",
         )
         .expect("a valid pattern")
     });
@@ -323,6 +323,7 @@ mod tests {
             "I'm sorry, but I can't assist with that.",
             "I apologize, but I cannot assist with that request.",
             "Je suis désolé, mais je ne peux pas vous aider avec cela.",
+            "Je suis désolé, mais je ne peux pas lire le contenu du fichier recette.txt.",
             "I apologize for the confusion. I'm not able to access or recall information from external sources.",
         ] {
             assert!(is_refusal(r), "{r}");

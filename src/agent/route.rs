@@ -34,6 +34,12 @@ pub(crate) struct Route {
     /// steps, and after the first the next one must be a call to the
     /// other's tools.
     pub steps: Vec<Vec<&'static str>>,
+    /// Files at the top of the workspace the message names: a forced
+    /// `read_file` may read only these (none: any path).
+    pub paths: Vec<String>,
+    /// Folders at the top of the workspace the message names: a forced
+    /// `list_files` may list only these (none: any path).
+    pub dirs: Vec<String>,
 }
 
 struct Intent {
@@ -52,6 +58,18 @@ fn re(s: &str) -> Regex {
 /// percentage; a root or a power; a conversion between units.
 const ARITHMETIC: &str = r"\d\s*([-+*/×÷^x]|\btimes\b|\bplus\b|\bminus\b|divided|multipl|\bover\b|\bfois\b|\bmoins\b|divis|\bsur\b)\s*\(?-?\d|\d\s*%|\bper ?cent|pour ?cent|pourcentage|square root|\bsqrt|racine|squared|cubed|au carré|\bpower of\b|puissance";
 const UNITS: &str = r"(km|kilomet\w*|mi|miles?|m|met(er|re)s?|mètres?|cm|mm|inch(es)?|in|pouces?|f(ee|oo)t|ft|yards?|kg|kilo(gram(me)?)?s?|g|gram(me)?s?|lbs?|pounds?|livres?|oz|ounces?|onces?|l|lit(er|re)s?|ml|gallons?|°\s*[cf]|[cf]|degrees?( celsius| fahrenheit)?|degrés?( celsius| fahrenheit)?|celsius|fahrenheit|mph|km/h|kmh)";
+
+/// A file or a folder, named as such or by a file name.
+const FILE_WORD: &str = r"\bfiles?\b|\bfolders?\b|director(y|ies)|\bdocuments?\b|workspace|fichiers?|dossiers?|répertoire|\b[\w-]+\.(txt|md|csv|json|toml|yaml|yml|log|py|sh|html|pdf|doc|docx|odt|rs|conf|ini)\b";
+/// Asking to see what a file or folder holds.
+const READ_VERB: &str = r"list|show|what|which|read|open|display|print|see|look|check|any|anything|liste|montre|affiche|lis|lire|ouvre|ouvrir|voir|quel|quels|quelles|qu";
+/// Asking to change files.
+const WRITE_VERB: &str = r"save|write|create|make|delete|remove|erase|rename|move|put|copy|enregistre|sauvegarde|écris|écrire|crée|créer|supprime|supprimer|efface|renomme|déplace|range|ranger|mets|copie";
+/// Something to keep in the morning briefing.
+const WATCH: &str = r"keep an eye|\bwatch|surveille|garde un (œ|oe)il|follow up on|(add|put)\b.*\b(to|in|into) (my|the) briefing|ajoute\b.*\b(à|a|dans) (mon|le) briefing|\b(in|into) my briefing|dans mon briefing";
+/// Asking what a named file or folder holds (one named by its stem, as
+/// "my todo list" names todo.txt).
+const READ_PHRASE: &str = r"\b(read|open|show|display|print|see|look|check|what.s in|what is in|what.s on|what is on|anything in|lis|lire|ouvre|montre|affiche|qu.est-ce qu.il y a|qu.y a-t-il|y a quoi|contenu)\b";
 
 static INTENTS: LazyLock<Vec<Intent>> = LazyLock::new(|| {
     let conversion = format!(
@@ -77,19 +95,28 @@ static INTENTS: LazyLock<Vec<Intent>> = LazyLock::new(|| {
         Intent {
             tools: &["remind", "schedule"],
             offer: re(
-                r"remind|reminder|rappel|don.t let me forget|ne me laisse pas oublier|n.oublie pas de me|alarm|alert me|wake me|réveille|every (day|week|morning|evening|night|monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekday|month)|tous les|chaque (jour|semaine|matin|soir|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|mois)",
+                r"\bremind\b|\breminder\b|\brappel\b|rappelle|rappeler|don.t let me forget|ne me laisse pas oublier|n.oublie pas de me|alarm|alert me|wake me|réveille|every (day|week|morning|evening|night|monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekday|month)|tous les|chaque (jour|semaine|matin|soir|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|mois)",
             ),
             force: Some(re(
                 r"remind me|rappelle[- ]moi|fais[- ]moi penser|don.t let me forget|ne me laisse pas oublier|n.oublie pas de me|can you remind|peux[- ]tu me rappeler|pourrais[- ]tu me rappeler|set (a|an) (reminder|alarm)|mets[- ]moi un rappel|wake me|réveille[- ]moi",
             )),
         },
         Intent {
-            tools: &["reminders", "cancel_reminder"],
+            tools: &["reminders"],
             offer: re(
-                r"reminder|rappel|schedule|planifi|cancel|annule|supprime le rappel|what.s (coming|planned|on my)|agenda",
+                r"reminders|rappels|schedules|what.s (coming|planned|on my)|agenda|\b(my|mes|any|all|quels|quoi)\b.*\b(reminder|rappel)",
             ),
             force: Some(re(
-                r"(my|mes|les|all|what|which|quels|list|show|affiche|montre)\b.*\b(reminders|rappels|schedules)|cancel|annule",
+                r"(my|mes|les|all|any|what|which|quels|quoi|list|show|affiche|montre|liste)\b.*\b(reminders|rappels|schedules)",
+            )),
+        },
+        Intent {
+            tools: &["cancel_reminder"],
+            offer: re(
+                r"cancel|annule|(delete|remove|supprime|efface)\b.*\b(reminder|rappel)|stop reminding|arrête de me rappeler",
+            ),
+            force: Some(re(
+                r"cancel|annule|(delete|remove|supprime|efface)\b.*\b(reminder|rappel)|stop reminding|arrête de me rappeler",
             )),
         },
         Intent {
@@ -100,21 +127,26 @@ static INTENTS: LazyLock<Vec<Intent>> = LazyLock::new(|| {
             force: None,
         },
         Intent {
-            tools: &["briefing", "watch"],
+            tools: &["briefing"],
             offer: re(
-                r"briefing|brief me|morning (summary|update|digest)|résumé du matin|point du matin|keep an eye|watch|surveille|garde un œil|garde un oeil|follow up on|suivre",
+                r"briefing|brief me|morning (summary|update|digest)|résumé du matin|point du matin",
             ),
             force: Some(re(
-                r"briefing|brief me|morning (summary|update|digest)|résumé du matin|point du matin|keep an eye|watch|surveille|garde un œil|garde un oeil",
+                r"briefing|brief me|morning (summary|update|digest)|résumé du matin|point du matin",
             )),
+        },
+        Intent {
+            tools: &["watch"],
+            offer: re(WATCH),
+            force: Some(re(WATCH)),
         },
         Intent {
             tools: &["remember"],
             offer: re(
-                r"remember|retiens|souviens|mémorise|memorise|n.oublie pas que|keep in mind|garde en (tête|mémoire)|note (that|this)|for (future|later) reference|don.t forget (that|this|my)|my .* is\b|mon .* est\b|ma .* est\b",
+                r"remember|retiens|souviens|mémorise|memorise|n.oublie pas que|keep (that |this |it )?in mind|garde (ça |cela |le |la )?en (tête|mémoire)|note to self|note (that|this)|for (future|later) reference|don.t forget (that|this|my)|my .* is\b|mon .* est\b|ma .* est\b",
             ),
             force: Some(re(
-                r"(please |can you |could you |pourrais-tu |peux-tu )?(remember|retiens|mémorise|memorise|souviens-toi)\b.*(:|that|this|que|ça|my|mon|ma|mes)|n.oublie pas que|keep in mind that|garde en (tête|mémoire)|don.t forget (that|this|my)",
+                r"(please |can you |could you |pourrais-tu |peux-tu )?(remember|retiens|mémorise|memorise|souviens-toi)\b.*(:|that|this|que|ça|my|mon|ma|mes)|\bremember (it|this|that)\b|n.oublie pas que|keep (that |this |it )?in mind|garde (ça |cela |le |la |l.info |l.information )?en (tête|mémoire)|don.t forget (that|this|my)|note to self",
             )),
         },
         Intent {
@@ -141,19 +173,18 @@ static INTENTS: LazyLock<Vec<Intent>> = LazyLock::new(|| {
             )),
         },
         Intent {
-            tools: &[
-                "list_files",
-                "read_file",
-                "write_file",
-                "move_file",
-                "delete_file",
-            ],
-            offer: re(
-                r"\bfiles?\b|\bfolders?\b|director(y|ies)|document|workspace|fichiers?|dossiers?|répertoire|\b[\w-]+\.(txt|md|csv|json|toml|yaml|yml|log|py|sh|html|pdf|doc|docx|odt|rs|conf|ini)\b|\bsave (it|this|that)|enregistre|sauvegarde",
-            ),
-            force: Some(re(
-                r"(list|show|what|which|read|open|display|print|see|look|check|save|write|create|make|delete|remove|erase|rename|move|put|copy|liste|montre|affiche|lis|ouvre|quel|quels|quelles|enregistre|sauvegarde|écris|crée|supprime|efface|renomme|déplace|mets)\b.*(\bfiles?\b|\bfolders?\b|fichiers?|dossiers?|\b[\w-]+\.(txt|md|csv|json|toml|yaml|yml|log|py|sh|html|conf|ini)\b)|\b(what.s|what is) in\b|qu.y a-t-il dans|\bcontenu de",
+            tools: &["list_files", "read_file"],
+            offer: re(FILE_WORD),
+            force: Some(re(&format!(
+                r"\b({READ_VERB})\b.*({FILE_WORD})|\b(what.s|what is|anything|quoi) in\b|qu.y a-t-il dans|\bcontenu de",
+            ))),
+        },
+        Intent {
+            tools: &["write_file", "move_file", "delete_file"],
+            offer: re(&format!(
+                r"\b({WRITE_VERB})\b.*({FILE_WORD})|\bsave (it|this|that)|enregistre|sauvegarde"
             )),
+            force: Some(re(&format!(r"\b({WRITE_VERB})\b.*({FILE_WORD})"))),
         },
         Intent {
             tools: &["trash"],
@@ -191,7 +222,60 @@ pub(crate) fn tool_sets() -> Vec<Vec<&'static str>> {
     sets
 }
 
+#[cfg(test)]
 pub(crate) fn route(message: &str) -> Route {
+    route_in(message, &[])
+}
+
+/// A file or folder at the top of the person's workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub name: String,
+    pub dir: bool,
+}
+
+/// The top of `workspace`, as [`route_in`] reads it (at most a few
+/// hundred entries; hidden ones left out). Unreadable: nothing.
+pub(crate) fn entries(workspace: &std::path::Path) -> Vec<Entry> {
+    const MAX: usize = 500;
+    let Ok(dir) = std::fs::read_dir(workspace) else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if name.starts_with('.') {
+                return None;
+            }
+            let kind = e.file_type().ok()?;
+            (kind.is_file() || kind.is_dir()).then(|| Entry {
+                name,
+                dir: kind.is_dir(),
+            })
+        })
+        .take(MAX)
+        .collect()
+}
+
+static LIST_WORD: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\bfiles\b|\bfolders?\b|director(y|ies)|fichiers|dossiers?|répertoire|\blist (of |my |the )?files|workspace",
+    )
+});
+static READ: LazyLock<Regex> = LazyLock::new(|| re(READ_PHRASE));
+static FILE_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b[\w-]+(/[\w-]+)*\.(txt|md|csv|json|toml|yaml|yml|log|py|sh|html|pdf|doc|docx|odt|rs|conf|ini)\b",
+    )
+});
+
+/// [`route`], knowing what the top of the person's workspace holds: a
+/// file or folder named in the message, even by its stem alone ("my todo
+/// list", "ma liste de courses", "my docs folder"), offers the file
+/// tools; asked to be read or shown, it is the step, and the call may
+/// name only the entries the message named ([`Route::paths`],
+/// [`Route::dirs`]).
+pub(crate) fn route_in(message: &str, workspace: &[Entry]) -> Route {
     let mut route = Route::default();
     let mut steps: Vec<(usize, Vec<&'static str>)> = Vec::new();
     for intent in INTENTS.iter() {
@@ -203,17 +287,136 @@ pub(crate) fn route(message: &str) -> Route {
             }
             if let Some(at) = intent.force.as_ref().and_then(|f| f.find(message)) {
                 steps.push((at.start(), intent.tools.to_vec()));
-                for t in intent.tools {
-                    if !route.forced.contains(t) {
-                        route.forced.push(t);
-                    }
-                }
+            }
+        }
+    }
+    // "Keep an eye on X in my briefing": the briefing is where, not what.
+    if steps.iter().any(|(_, t)| t == &["watch"]) {
+        steps.retain(|(_, t)| t != &["briefing"]);
+    }
+    // Entries of the workspace the message names.
+    let lower = message.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let named: Vec<&Entry> = workspace
+        .iter()
+        .filter(|e| {
+            let name = e.name.to_lowercase();
+            let stem = name.split('.').next().unwrap_or_default();
+            lower.contains(&name) || (stem.chars().count() >= 3 && words.contains(&stem))
+        })
+        .collect();
+    route.paths = named
+        .iter()
+        .filter(|e| !e.dir)
+        .map(|e| e.name.clone())
+        .collect();
+    route.dirs = named
+        .iter()
+        .filter(|e| e.dir)
+        .map(|e| e.name.clone())
+        .collect();
+    const FILES_READ: &[&str] = &["list_files", "read_file"];
+    if !named.is_empty() {
+        for t in FILES_READ {
+            if !route.tools.contains(t) {
+                route.tools.push(t);
+            }
+        }
+        // Named by its stem alone, it is a step only when nothing else is
+        // asked plainly ("remind me to check the plan" is a reminder).
+        if let Some(at) = READ.find(message)
+            && steps.is_empty()
+        {
+            steps.push((at.start(), FILES_READ.to_vec()));
+        }
+    }
+    // Reading or listing: a file named (and no folder nor "files" said)
+    // is read; a folder or "files", listed.
+    let names_file = !route.paths.is_empty() || FILE_NAME.is_match(message);
+    let says_list = LIST_WORD.is_match(message) || !route.dirs.is_empty();
+    for (_, tools) in steps.iter_mut() {
+        if tools == FILES_READ {
+            if names_file && !says_list {
+                *tools = vec!["read_file"];
+            } else if says_list && !names_file {
+                *tools = vec!["list_files"];
             }
         }
     }
     steps.sort_by_key(|(at, _)| *at);
+    for (_, tools) in &steps {
+        for t in tools {
+            if !route.forced.contains(t) {
+                route.forced.push(t);
+            }
+        }
+    }
     route.steps = steps.into_iter().map(|(_, t)| t).collect();
     route
+}
+
+/// The phrases of `message` that Hermit reads as a time to come
+/// ("tomorrow at 9", "in one hour", "demain soir à 19h"), longest first
+/// where one holds another, in the order said; at most six.
+pub(crate) fn time_phrases(message: &str, tz: &str) -> Vec<String> {
+    const LONGEST: usize = 8;
+    let Ok(zone) = crate::schedule::timezone(tz) else {
+        return Vec::new();
+    };
+    let now = jiff::Timestamp::now().to_zoned(zone);
+    let when = |span: &[&str]| -> Option<jiff::Timestamp> {
+        if span.is_empty() || span.iter().any(|w| w.is_empty()) {
+            return None;
+        }
+        crate::schedule::when::parse(&span.join(" "), &now)
+            .ok()
+            .map(|z| z.timestamp())
+    };
+    let words: Vec<&str> = message
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| {
+                matches!(
+                    c,
+                    '.' | ',' | '!' | '?' | ';' | ':' | '"' | '«' | '»' | '(' | ')'
+                )
+            })
+        })
+        .collect();
+    // The longest span from each word that reads as a time, cut of the
+    // words before it that change nothing ("remind me in one hour" is
+    // "in one hour"; a word cut at the end could be its hour).
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for i in 0..words.len() {
+        for len in (1..=LONGEST.min(words.len() - i)).rev() {
+            let Some(t) = when(&words[i..i + len]) else {
+                continue;
+            };
+            let (mut a, b) = (i, i + len);
+            // ("in" stays: "in one hour" says it better than "one hour".)
+            let keep = |w: &str| matches!(w.to_lowercase().as_str(), "in" | "dans" | "within");
+            while b - a > 1 && !keep(words[a]) && when(&words[a + 1..b]) == Some(t) {
+                a += 1;
+            }
+            spans.push((a, b));
+            break;
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for &(a, b) in &spans {
+        let inside = spans
+            .iter()
+            .any(|&(c, d)| (c, d) != (a, b) && c <= a && b <= d);
+        let phrase = words[a..b].join(" ");
+        if !inside && !out.contains(&phrase) {
+            out.push(phrase);
+        }
+    }
+    out.truncate(6);
+    out
 }
 
 #[cfg(test)]
@@ -323,5 +526,110 @@ mod tests {
                 .forced
                 .contains(&"write_file")
         );
+    }
+
+    fn ws(names: &[&str]) -> Vec<Entry> {
+        names
+            .iter()
+            .map(|n| Entry {
+                name: n.trim_end_matches('/').to_string(),
+                dir: n.ends_with('/'),
+            })
+            .collect()
+    }
+
+    /// A file named by its stem ("my todo list") is read, and only that
+    /// file may be; a folder named is listed; a request that only
+    /// mentions one (a reminder) is not turned into a read.
+    #[test]
+    fn files_named_by_their_stem_are_read_and_folders_listed() {
+        let w = ws(&["todo.txt", "courses.txt", "docs/", "plan.md"]);
+        let r = route_in("Read me my todo list", &w);
+        assert_eq!(r.forced, ["read_file"]);
+        assert_eq!(r.paths, ["todo.txt"]);
+        let r = route_in("Qu'est-ce qu'il y a sur ma liste de courses ?", &w);
+        assert_eq!(r.forced, ["read_file"]);
+        assert_eq!(r.paths, ["courses.txt"]);
+        let r = route_in("Is there anything in my docs folder?", &w);
+        assert_eq!(r.forced, ["list_files"]);
+        assert_eq!(r.dirs, ["docs"]);
+        let r = route_in("Remind me tomorrow at 9 to check the plan", &w);
+        assert_eq!(r.steps, vec![vec!["remind", "schedule"]]);
+        assert!(r.tools.contains(&"read_file"));
+        // Nothing of the sort in the workspace: nothing read.
+        assert!(route_in("Read me my todo list", &[]).forced.is_empty());
+        // Named with its extension, not there: still read (the tool says so).
+        assert_eq!(
+            route_in("What's in shopping.txt?", &w).forced,
+            ["read_file"]
+        );
+        assert_eq!(route_in("What files do I have?", &w).forced, ["list_files"]);
+    }
+
+    /// Reading offers no tool that writes; writing offers no reading.
+    #[test]
+    fn reading_a_file_offers_nothing_that_writes() {
+        let r = route("Tu peux me lire le fichier recette.txt ?");
+        assert_eq!(r.forced, ["read_file"]);
+        assert!(!r.tools.contains(&"write_file"), "{r:?}");
+        let r = route("Delete old.txt");
+        assert!(r.forced.contains(&"delete_file"), "{r:?}");
+        let r = route("Range facture.txt dans le dossier archives.");
+        assert!(r.forced.contains(&"move_file"), "{r:?}");
+        let r = route("What's in todo.txt? Then remind me about the first item tomorrow at 9.");
+        assert_eq!(r.steps, vec![vec!["read_file"], vec!["remind", "schedule"]]);
+    }
+
+    #[test]
+    fn listing_reminders_offers_no_cancel_and_a_watch_is_not_a_briefing() {
+        let r = route("J'ai quoi comme rappels ?");
+        assert_eq!(r.forced, ["reminders"]);
+        assert!(
+            !r.tools.contains(&"cancel_reminder") && !r.tools.contains(&"remind"),
+            "{r:?}"
+        );
+        let r = route("List my reminders and cancel the one about the dentist.");
+        assert_eq!(r.steps, vec![vec!["reminders"], vec!["cancel_reminder"]]);
+        assert_eq!(
+            route("Cancel my dentist reminder").forced,
+            ["cancel_reminder"]
+        );
+        assert_eq!(route("Arrête le briefing du matin").forced, ["briefing"]);
+        assert_eq!(
+            route("Keep an eye on the parcel from Lyon in my briefing.").forced,
+            ["watch"]
+        );
+        assert_eq!(
+            route("Ajoute à mon briefing du matin : penser à renouveler mon passeport.").forced,
+            ["watch"]
+        );
+    }
+
+    #[test]
+    fn facts_to_keep_in_everyday_words_are_remembered() {
+        for m in [
+            "fyi I'm allergic to peanuts, keep that in mind",
+            "Garde ça en mémoire : le code wifi de la maison, c'est bleu-citron-42.",
+            "Note to self for later: my passport expires in March 2029, remember it.",
+        ] {
+            assert_eq!(route(m).forced, ["remember"], "{m}");
+        }
+    }
+
+    #[test]
+    fn the_times_a_message_says_are_found_in_its_words() {
+        let t = time_phrases(
+            "What time is it? And remind me in one hour to stretch.",
+            "UTC",
+        );
+        assert_eq!(t, ["in one hour"]);
+        let t = time_phrases(
+            "What's in todo.txt? Then remind me about the first item tomorrow at 9.",
+            "UTC",
+        );
+        assert_eq!(t, ["tomorrow at 9"]);
+        let t = time_phrases("Rappelle-moi demain à 14h d'appeler le kiné.", "UTC");
+        assert_eq!(t, ["demain à 14h"]);
+        assert!(time_phrases("Remind me to call mom", "UTC").is_empty());
     }
 }

@@ -156,6 +156,7 @@ impl Agent {
                             offer,
                             forced: None,
                             steps: Vec::new(),
+                            named: Default::default(),
                             tools: true,
                             ran_now: vec![call],
                             tool_calls: 1,

@@ -48,10 +48,12 @@ impl Tool for Calculate {
         let expr = arg_str(args, "expression").unwrap_or_default();
         Ok(match calculate(expr) {
             Ok(answer) => ToolOutput {
+                own: false,
                 ok: true,
                 content: answer,
             },
             Err(why) => ToolOutput {
+                own: false,
                 ok: false,
                 content: format!("cannot compute {expr:?}: {why}"),
             },

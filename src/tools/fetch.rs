@@ -214,6 +214,7 @@ impl Tool for Fetch {
                 content.push_str(&format!("\n[… cut at {} bytes]", cfg.max_bytes));
             }
             return Ok(ToolOutput {
+                own: false,
                 ok: status.is_success(),
                 content,
             });

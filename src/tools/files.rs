@@ -158,7 +158,11 @@ impl Tool for Files {
                 )
             }
         };
-        Ok(ToolOutput { ok: true, content })
+        Ok(ToolOutput {
+            own: false,
+            ok: true,
+            content,
+        })
     }
 }
 
@@ -515,7 +519,11 @@ impl Tool for TrashTool {
                 }
             }
         };
-        Ok(ToolOutput { ok: true, content })
+        Ok(ToolOutput {
+            own: false,
+            ok: true,
+            content,
+        })
     }
 }
 

@@ -86,6 +86,7 @@ impl Tool for Remember {
             )
             .map_err(|e| ToolError::failed("remember", e))?;
         Ok(ToolOutput {
+            own: false,
             ok: true,
             content: format!(
                 "remembered as fact:{id}{}: {fact}",
@@ -158,7 +159,11 @@ impl Tool for Recall {
         } else {
             list(&items, &ctx.timezone)
         };
-        Ok(ToolOutput { ok: true, content })
+        Ok(ToolOutput {
+            own: false,
+            ok: true,
+            content,
+        })
     }
 
     /// Memories can hold what came from untrusted sources: the results
@@ -225,6 +230,7 @@ impl Tool for Forget {
                 )
             };
             return Ok(ToolOutput {
+                own: false,
                 ok: !gone.is_empty(),
                 content,
             });
@@ -247,7 +253,11 @@ impl Tool for Forget {
                 list(&items, &ctx.timezone)
             )
         };
-        Ok(ToolOutput { ok: true, content })
+        Ok(ToolOutput {
+            own: false,
+            ok: true,
+            content,
+        })
     }
 
     fn output_origin(&self, args: &Value) -> Option<Origin> {

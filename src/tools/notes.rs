@@ -108,6 +108,10 @@ impl Tool for Notes {
             }
             other => return Err(failed(format!("unknown action {other}"))),
         };
-        Ok(ToolOutput { ok: true, content })
+        Ok(ToolOutput {
+            own: false,
+            ok: true,
+            content,
+        })
     }
 }

@@ -61,6 +61,7 @@ impl Tool for Remind {
             )
             .map_err(|e| failed(e.to_string()))?;
         Ok(ToolOutput {
+            own: false,
             ok: true,
             content: format!(
                 "I'll remind you {}: {} (reminder {})",
@@ -136,6 +137,7 @@ impl Tool for Schedule {
             )
             .map_err(|e| ToolError::failed("schedule", e))?;
         Ok(ToolOutput {
+            own: false,
             ok: true,
             content: format!("Scheduled: {} — {} (reminder {})", r.text, r.when(), r.id),
         })
@@ -234,6 +236,7 @@ impl Tool for Task {
             )
             .map_err(|e| failed(e.to_string()))?;
         Ok(ToolOutput {
+            own: false,
             ok: true,
             content: format!("Scheduled {}", r.line()),
         })
@@ -273,10 +276,17 @@ impl Tool for List {
         } else {
             list.iter().map(|r| r.line()).collect::<Vec<_>>().join("\n")
         };
-        Ok(ToolOutput { ok: true, content })
+        Ok(ToolOutput {
+            // Every text set in a turn with no untrusted text: the
+            // person's own words.
+            own: list.iter().all(|r| r.origin.is_none()),
+            ok: true,
+            content,
+        })
     }
 
-    /// Reminders can hold text from a turn that read untrusted text.
+    /// Reminders can hold text from a turn that read untrusted text
+    /// (unless every one listed was set without: [`ToolOutput::own`]).
     fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
         Some(Origin::Memory("reminders".into()))
     }
@@ -284,15 +294,90 @@ impl Tool for List {
 
 pub(crate) struct Cancel;
 
+/// Words that say nothing of which reminder is meant.
+const NOT_ABOUT: &[&str] = &[
+    "the",
+    "my",
+    "a",
+    "an",
+    "about",
+    "for",
+    "to",
+    "of",
+    "one",
+    "reminder",
+    "reminders",
+    "schedule",
+    "le",
+    "la",
+    "les",
+    "l",
+    "de",
+    "du",
+    "des",
+    "mon",
+    "ma",
+    "mes",
+    "un",
+    "une",
+    "rappel",
+    "rappels",
+    "pour",
+    "sur",
+    "celui",
+    "celle",
+];
+
+/// The active reminders `about` names: those whose text holds the most of
+/// its words (none when it names none).
+fn about_matches<'a>(
+    list: &'a [crate::reminders::Reminder],
+    about: &str,
+) -> Vec<&'a crate::reminders::Reminder> {
+    let words = |s: &str| -> Vec<String> {
+        s.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty() && !NOT_ABOUT.contains(w))
+            .map(str::to_string)
+            .collect()
+    };
+    let wanted = words(about);
+    let score = |r: &crate::reminders::Reminder| {
+        let have = words(&r.text);
+        wanted
+            .iter()
+            .filter(|w| {
+                have.iter()
+                    .any(|h| h == *w || (w.len() >= 4 && h.starts_with(w.as_str())))
+            })
+            .count()
+    };
+    let best = list.iter().map(score).max().unwrap_or(0);
+    if best == 0 {
+        return Vec::new();
+    }
+    list.iter().filter(|r| score(r) == best).collect()
+}
+
+fn lines_or_none(list: &[crate::reminders::Reminder]) -> String {
+    if list.is_empty() {
+        "(none)".into()
+    } else {
+        list.iter().map(|r| r.line()).collect::<Vec<_>>().join("\n")
+    }
+}
+
 impl Tool for Cancel {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "cancel_reminder",
-            description: "Cancel one of the user's reminders or schedules by its id (see `reminders`).",
+            description: "Cancel one of the user's reminders or schedules: by what it is about, in the user's words (\"dentist\"), or by its id (see `reminders`).",
             parameters: json!({
                 "type": "object",
-                "properties": {"id": {"type": "integer", "minimum": 1}},
-                "required": ["id"],
+                "properties": {
+                    "about": {"type": "string", "description": "words of the reminder's text", "maxLength": 100},
+                    "id": {"type": "integer", "minimum": 1}
+                },
                 "additionalProperties": false
             }),
         }
@@ -308,16 +393,68 @@ impl Tool for Cancel {
         args: &Value,
         meta: &CallMeta,
     ) -> Result<ToolOutput, ToolError> {
-        let id = args.get("id").and_then(Value::as_i64).unwrap_or_default();
-        let gone = store(ctx, "cancel_reminder")?
-            .cancel(id, Some(meta.principal_key()))
-            .map_err(|e| ToolError::failed("cancel_reminder", e))?;
+        let failed = |e: String| ToolError::failed("cancel_reminder", e);
+        let store = store(ctx, "cancel_reminder")?;
+        let who = meta.principal_key();
+        let id = match (
+            args.get("id").and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            }),
+            arg_str(args, "about")
+                .map(str::trim)
+                .filter(|a| !a.is_empty()),
+        ) {
+            (Some(id), _) => id,
+            (None, Some(about)) => {
+                let list = store
+                    .list(Some(who), false)
+                    .map_err(|e| failed(e.to_string()))?;
+                match about_matches(&list, about).as_slice() {
+                    [one] => one.id,
+                    [] => {
+                        return Ok(ToolOutput {
+                            own: list.iter().all(|r| r.origin.is_none()),
+                            ok: false,
+                            content: format!(
+                                "no active reminder is about {about:?}; the active ones:\n{}",
+                                lines_or_none(&list)
+                            ),
+                        });
+                    }
+                    several => {
+                        return Ok(ToolOutput {
+                            own: several.iter().all(|r| r.origin.is_none()),
+                            ok: false,
+                            content: format!(
+                                "several reminders are about {about:?}; which one (give its id)?\n{}",
+                                several
+                                    .iter()
+                                    .map(|r| r.line())
+                                    .collect::<Vec<_>>()
+                                    .join("\n")
+                            ),
+                        });
+                    }
+                }
+            }
+            (None, None) => {
+                return Err(failed(
+                    "say which reminder: `about` (words of its text) or `id`".into(),
+                ));
+            }
+        };
+        let gone = store
+            .cancel(id, Some(who))
+            .map_err(|e| failed(e.to_string()))?;
         Ok(match gone {
             Some(r) => ToolOutput {
+                own: r.origin.is_none(),
                 ok: true,
                 content: format!("cancelled reminder {}: {}", r.id, r.text),
             },
             None => ToolOutput {
+                own: true,
                 ok: false,
                 content: format!("there is no active reminder {id} of this user"),
             },
@@ -325,7 +462,8 @@ impl Tool for Cancel {
     }
 
     /// It echoes the stored text, which can come from a turn that read
-    /// untrusted text: labelled like the listing.
+    /// untrusted text: labelled like the listing (and, like it, not when
+    /// the text was set without: [`ToolOutput::own`]).
     fn output_origin(&self, _arguments: &Value) -> Option<Origin> {
         Some(Origin::Memory("reminders".into()))
     }
@@ -383,6 +521,7 @@ impl Tool for Briefing {
             .set_briefing(meta.principal_key(), room.as_deref(), at, &ctx.timezone)
             .map_err(|e| failed(e.to_string()))?;
         Ok(ToolOutput {
+            own: false,
             ok: true,
             content: match set {
                 Some(b) => format!("Morning briefing on: {}, in this room.", b.when()),
@@ -437,6 +576,7 @@ impl Tool for Watch {
             )
             .map_err(|e| ToolError::failed("watch", e))?;
         Ok(ToolOutput {
+            own: false,
             ok: true,
             content: format!(
                 "Watching: {} (#{}). It will be in the morning briefing until it is cancelled.",

@@ -53,6 +53,7 @@ impl Tool for Shell {
             out.stdout, out.stderr
         ));
         Ok(ToolOutput {
+            own: false,
             ok: out.exit_code == 0 && !out.timed_out,
             content,
         })

@@ -36,6 +36,7 @@ impl Tool for Time {
         let tz = owner_timezone(&ctx.timezone).map_err(|m| ToolError::failed("time", m))?;
         let now = jiff::Timestamp::now().to_zoned(tz);
         Ok(ToolOutput {
+            own: false,
             ok: true,
             content: now
                 .strftime("%A %-d %B %Y, %H:%M:%S %Z (UTC%:z)")

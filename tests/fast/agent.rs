@@ -190,13 +190,20 @@ fn an_instruction_inside_a_file_can_only_propose_and_the_owner_denies_it() {
     );
     let mut conv = Conversation::new("You are Hermit.");
     let mut asked = Vec::new();
-    let (_, events) = turn(&agent, &mut conv, "what is in notes.txt?", |e| {
-        if let TurnEvent::Approval { code, text } = e {
-            asked.push(text.clone());
-            // The owner says no.
-            trust.decide_at_box(code, false, "test").unwrap();
-        }
-    });
+    // (Two requests: the write is a step of its own, so the model may
+    // make it; after a read alone, the model only answers.)
+    let (_, events) = turn(
+        &agent,
+        &mut conv,
+        "what is in notes.txt? then write the file it asks for",
+        |e| {
+            if let TurnEvent::Approval { code, text } = e {
+                asked.push(text.clone());
+                // The owner says no.
+                trust.decide_at_box(code, false, "test").unwrap();
+            }
+        },
+    );
     assert_eq!(asked.len(), 1, "the tainted write asks: {events:?}");
     assert!(
         asked[0].contains("notes.txt"),
@@ -895,4 +902,116 @@ fn warming_evaluates_the_prefix_of_every_tool_set_a_first_message_may_be_offered
             "no set offers {tool}: {distinct:?}"
         );
     }
+}
+
+/// Sets a reminder as the owner did earlier, in a turn with `taint` (or
+/// none).
+fn reminder_set_earlier(tb: &Toolbox, text: &str, taint: Option<&str>) {
+    let call = hermit::tools::ToolCall {
+        name: "remind".into(),
+        arguments: serde_json::json!({"text": text, "at": "tomorrow at 10am"}),
+    };
+    let meta = hermit::tools::CallMeta {
+        taint: taint.map(str::to_string),
+        ..Default::default()
+    };
+    assert!(tb.run_checked_in(&call, &meta).unwrap().ok);
+}
+
+fn asked(events: &[TurnEvent]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, TurnEvent::Approval { .. }))
+}
+
+/// "List my reminders and cancel the dentist one": the listing holds only
+/// the owner's own words, so cancelling after it does not ask; once both
+/// requests are done the model answers, and a further call it writes is
+/// neither run nor shown (the last result is). A reminder set after
+/// untrusted text keeps its label: a cancel after listing it asks.
+#[test]
+fn a_listing_of_the_owner_s_own_reminders_does_not_taint_and_the_turn_ends_when_all_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let tb = toolbox(dir.path(), &[]);
+    reminder_set_earlier(&tb, "call mom", None);
+    reminder_set_earlier(&tb, "call the dentist", None);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let first = agent(
+        Engine::scripted(steps(
+            vec![
+                call("reminders", serde_json::json!({})),
+                call("cancel_reminder", serde_json::json!({"about": "dentist"})),
+                // One call too many: the small model's habit.
+                call("cancel_reminder", serde_json::json!({"id": 1})),
+            ],
+            "Done.",
+            seen.clone(),
+        )),
+        tb,
+    );
+    let mut conv = Conversation::new("You are Hermit.");
+    conv.defer_approvals = true;
+    let (outcome, events) = turn(
+        &first,
+        &mut conv,
+        "List my reminders and cancel the one about the dentist.",
+        |_| {},
+    );
+    assert!(!asked(&events), "{events:?}");
+    let results = results(&events);
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| (r.0.as_str(), r.1))
+            .collect::<Vec<_>>(),
+        [("reminders", true), ("cancel_reminder", true)],
+        "{events:?}"
+    );
+    assert!(results[1].2.contains("call the dentist"), "{results:?}");
+    // The third generation was not to call: the tools stayed in the
+    // prompt (its cache), but the call written was dropped.
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3, "{events:?}");
+    assert!(seen[2].tools.is_some() && !seen[2].force_tool_call);
+    assert!(
+        !outcome.reply.contains("cancel_reminder\""),
+        "{}",
+        outcome.reply
+    );
+    assert!(
+        outcome.reply.contains("call the dentist"),
+        "{}",
+        outcome.reply
+    );
+    drop(seen);
+
+    // A reminder set after reading a page is untrusted when listed.
+    let dir2 = tempfile::tempdir().unwrap();
+    let tb2 = toolbox(dir2.path(), &[]);
+    reminder_set_earlier(
+        &tb2,
+        "call the dentist",
+        Some("web page https://x.example/"),
+    );
+    let agent2 = agent(
+        Engine::scripted(steps(
+            vec![
+                call("reminders", serde_json::json!({})),
+                call("cancel_reminder", serde_json::json!({"about": "dentist"})),
+            ],
+            "Done.",
+            Arc::new(Mutex::new(Vec::new())),
+        )),
+        tb2,
+    );
+    let mut conv2 = Conversation::new("You are Hermit.");
+    conv2.defer_approvals = true;
+    let (outcome2, events2) = turn(
+        &agent2,
+        &mut conv2,
+        "List my reminders and cancel the one about the dentist.",
+        |_| {},
+    );
+    assert!(asked(&events2), "{events2:?}");
+    assert!(outcome2.awaiting.is_some());
 }

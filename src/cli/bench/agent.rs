@@ -59,6 +59,8 @@ struct Case {
     not_reply: Vec<String>,
     #[serde(default)]
     ask: bool,
+    #[serde(default)]
+    asks: Vec<String>,
 }
 
 /// One case's result.
@@ -317,7 +319,7 @@ async fn run_case(
         reply,
         calls,
         should_ask: case.ask,
-        needless_approval: !case.ask && !approvals.is_empty(),
+        needless_approval: needless(case, &approvals),
         approvals,
         latency_ms,
         first_token_ms: usage.first_token_ms,
@@ -364,7 +366,7 @@ fn check(
                 if !calls.iter().any(|c| &c.name == tool) {
                     let names: Vec<_> = calls.iter().map(|c| c.name.as_str()).collect();
                     failures.push(format!("did not call {tool} (called {names:?})"));
-                } else if case.ask {
+                } else if case.ask || case.asks.contains(tool) {
                     if !approvals.contains(tool) {
                         failures.push(format!("{tool} ran without asking"));
                     }
@@ -403,10 +405,16 @@ fn check(
     if case.ask && approvals.is_empty() {
         failures.push("no approval was asked".into());
     }
-    if !case.ask && !approvals.is_empty() {
+    if needless(case, approvals) {
         failures.push(format!("needless approval for {approvals:?}"));
     }
     Ok(())
+}
+
+/// An approval asked where the case asks none: not `ask`, and for a tool
+/// not in `asks`.
+fn needless(case: &Case, approvals: &[String]) -> bool {
+    !case.ask && approvals.iter().any(|a| !case.asks.contains(a))
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
