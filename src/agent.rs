@@ -441,22 +441,20 @@ impl Agent {
                 tracing::debug!("every request of the message done: answering without tools");
                 answer_only = true;
             }
-            let mut request = conv.request_forced(
-                GenerateOptions {
-                    who: Some(crate::memory::principal_key(&principal)),
-                    ..Default::default()
-                },
-                offer.as_ref(),
-                forced.take().as_deref(),
+            // Answering: no tools in the prompt (a small model shown them
+            // writes the call again); the system prompt without them is a
+            // prefix warmed like the others ([`Agent::warm`]).
+            let mut generation = self.engine.generate_with_cancel(
+                conv.request_forced(
+                    GenerateOptions {
+                        who: Some(crate::memory::principal_key(&principal)),
+                        ..Default::default()
+                    },
+                    offer.as_ref().filter(|_| !answer_only),
+                    forced.take().as_deref(),
+                ),
+                cancel.clone(),
             );
-            if answer_only {
-                // The tools stay in the prompt (its cached prefix stays
-                // valid), but no call is read: one written anyway is
-                // dropped from the reply.
-                request.grammar = None;
-                request.force_tool_call = false;
-            }
-            let mut generation = self.engine.generate_with_cancel(request, cancel.clone());
             let mut text = String::new();
             let mut shown = 0usize;
             let stats = loop {

@@ -113,10 +113,10 @@ static INTENTS: LazyLock<Vec<Intent>> = LazyLock::new(|| {
         Intent {
             tools: &["cancel_reminder"],
             offer: re(
-                r"cancel|annule|(delete|remove|supprime|efface)\b.*\b(reminder|rappel)|stop reminding|arrête de me rappeler",
+                r"cancel|annule|(delete|remove|drop|get rid of|supprime|efface|enlève|retire)\b.*\b(reminder|rappel)|stop reminding|arrête de me rappeler",
             ),
             force: Some(re(
-                r"cancel|annule|(delete|remove|supprime|efface)\b.*\b(reminder|rappel)|stop reminding|arrête de me rappeler",
+                r"cancel|annule|(delete|remove|drop|get rid of|supprime|efface|enlève|retire)\b.*\b(reminder|rappel)|stop reminding|arrête de me rappeler",
             )),
         },
         Intent {

@@ -968,11 +968,11 @@ fn a_listing_of_the_owner_s_own_reminders_does_not_taint_and_the_turn_ends_when_
         "{events:?}"
     );
     assert!(results[1].2.contains("call the dentist"), "{results:?}");
-    // The third generation was not to call: the tools stayed in the
-    // prompt (its cache), but the call written was dropped.
+    // The third generation was to answer: no tools offered, and the call
+    // written anyway was dropped.
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 3, "{events:?}");
-    assert!(seen[2].tools.is_some() && !seen[2].force_tool_call);
+    assert!(seen[2].tools.is_none() && !seen[2].force_tool_call);
     assert!(
         !outcome.reply.contains("cancel_reminder\""),
         "{}",
