@@ -25,6 +25,10 @@ enum Shape {
 }
 
 const TOOLS_OPEN: &str = "<tools>";
+/// Another family's call format (`<function name="recall" .../>`,
+/// `<function=recall>{...}</function>`), which a small model sometimes
+/// writes: never run (its arguments are not read), never shown.
+const FUNCTION_OPEN: &str = "<function";
 
 /// Matches `pattern` at the start of `rest`: `Call` when all of it is
 /// there, `Maybe` when `rest` ends inside it, `No` otherwise.
@@ -67,10 +71,17 @@ fn shape(rest: &str) -> Shape {
         };
     }
     if rest.starts_with('<') {
-        return match (literal(rest, TOOL_CALL_OPEN), literal(rest, TOOLS_OPEN)) {
-            (Shape::Call, _) | (_, Shape::Call) => Shape::Call,
-            (Shape::Maybe, _) | (_, Shape::Maybe) => Shape::Maybe,
-            _ => Shape::No,
+        let shapes = [
+            literal(rest, TOOL_CALL_OPEN),
+            literal(rest, TOOLS_OPEN),
+            literal(rest, FUNCTION_OPEN),
+        ];
+        return if shapes.contains(&Shape::Call) {
+            Shape::Call
+        } else if shapes.contains(&Shape::Maybe) {
+            Shape::Maybe
+        } else {
+            Shape::No
         };
     }
     if rest.starts_with('`') {
@@ -269,6 +280,14 @@ fn skip_call(s: &str) -> usize {
     if s.starts_with("<|") {
         return s.find("|>").map(|i| i + 2).unwrap_or(s.len());
     }
+    if s.starts_with(FUNCTION_OPEN) {
+        let end = |close: &str| s.find(close).map(|i| i + close.len());
+        return match (end("/>"), end("</function>")) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => s.len(),
+        };
+    }
     for (open, close) in [
         (TOOL_CALL_OPEN, TOOL_CALL_CLOSE),
         (TOOLS_OPEN, "</tools>"),
@@ -316,6 +335,21 @@ fn skip_call(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_family_s_call_format_is_dropped_not_shown() {
+        let (reply, dropped) =
+            clean_reply(r#"<function name="recall" arguments='{"query":"mon groupe sanguin"}'/>"#);
+        assert!(dropped && !reply.contains("<function"), "{reply}");
+        let (reply, dropped) = clean_reply("Sure. <function=time>{}</function>");
+        assert!(
+            dropped && reply.starts_with("Sure.") && !reply.contains("function"),
+            "{reply}"
+        );
+        // Prose that names a function is prose.
+        let (reply, dropped) = clean_reply("A <b>function</b> maps inputs to outputs.");
+        assert!(!dropped && reply.contains("function"), "{reply}");
+    }
 
     #[test]
     fn refusals_are_recognised_and_answers_are_not() {

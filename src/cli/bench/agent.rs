@@ -108,7 +108,8 @@ struct Report {
 }
 
 /// Call-shaped text a person must never see.
-const CALL_SHAPED: &str = r#"\{\s*\{?\s*"name"\s*:|</?tool_call>|</?tools>|<\|[a-z_]+\|>"#;
+const CALL_SHAPED: &str =
+    r#"\{\s*\{?\s*"name"\s*:|</?tool_call>|</?tools>|<\|[a-z_]+\|>|<function\b"#;
 
 pub fn run(
     global: &Global,
