@@ -16,6 +16,7 @@ mod fetch;
 mod layers;
 mod memory;
 mod sandbox;
+mod steps;
 mod tools;
 mod trust;
 mod voice;
