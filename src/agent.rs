@@ -786,10 +786,8 @@ impl Catalog {
         Ok(offer)
     }
 
-    /// [`Self::forced`], where a `read_file` may read only the files the
-    /// message named and a `list_files` list only the folders it named
-    /// (when it named any): a small model that knows the request is
-    /// about "my todo list" cannot guess the file's name.
+    /// [`Self::forced`], where a call may name only what the message
+    /// named ([`Narrow`]: files, folders, times), when it named any.
     fn forced_in(&self, names: &[String], narrow: &Narrow) -> Result<String, InferenceError> {
         let only = |tool: &str| -> Option<(&'static str, &Vec<String>)> {
             let (arg, values) = match tool {

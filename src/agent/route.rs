@@ -8,7 +8,7 @@
 //! a message that shows none (small talk, a knowledge question) is offered
 //! none, and the model answers in words. When an intent is plain ("remind
 //! me", "what files", "17 times 23") the first step of the turn must be a
-//! call to one of those tools ([`Route::forced`]): the grammar then
+//! call to one of those tools (the first of [`Route::steps`]): the grammar then
 //! applies from the first token, so the model cannot explain instead of
 //! doing it, nor write the call malformed.
 //!
@@ -26,9 +26,6 @@ use regex::Regex;
 pub(crate) struct Route {
     /// Tool names, in the toolbox's order once filtered by the agent.
     pub tools: Vec<&'static str>,
-    /// The tools of the intents the message shows plainly: the first step
-    /// must be a call to one of them. Empty: the model may also answer.
-    pub forced: Vec<&'static str>,
     /// The plain intents one by one (their tools), in the order the
     /// message says them: "remember that …, and remind me …" is two
     /// steps, and after the first the next one must be a call to the
@@ -40,6 +37,16 @@ pub(crate) struct Route {
     /// Folders at the top of the workspace the message names: a forced
     /// `list_files` may list only these (none: any path).
     pub dirs: Vec<String>,
+}
+
+impl Route {
+    /// The first thing the message asks plainly: the turn's first step
+    /// must be a call to one of these tools. Empty: the model may also
+    /// answer.
+    #[cfg(test)]
+    pub(crate) fn first(&self) -> &[&'static str] {
+        self.steps.first().map(Vec::as_slice).unwrap_or_default()
+    }
 }
 
 struct Intent {
@@ -347,13 +354,6 @@ pub(crate) fn route_in(message: &str, workspace: &[Entry]) -> Route {
         }
     }
     steps.sort_by_key(|(at, _)| *at);
-    for (_, tools) in &steps {
-        for t in tools {
-            if !route.forced.contains(t) {
-                route.forced.push(t);
-            }
-        }
-    }
     route.steps = steps.into_iter().map(|(_, t)| t).collect();
     route
 }
@@ -447,24 +447,24 @@ mod tests {
     fn everyday_requests_get_the_tools_they_need_and_no_others() {
         let r = route("What is 17 times 23?");
         assert_eq!(r.tools, ["calculate"]);
-        assert_eq!(r.forced, ["calculate"]);
+        assert_eq!(r.first(), ["calculate"]);
         assert_eq!(route("Hi! How are you today?"), Route::default());
         let r = route("What time is it?");
-        assert!(!r.forced.is_empty() && r.tools.contains(&"time"), "{r:?}");
+        assert!(!r.first().is_empty() && r.tools.contains(&"time"), "{r:?}");
         let r = route("Remind me to call my dentist tomorrow at 10am.");
         assert!(
-            r.forced.contains(&"remind") && !r.forced.contains(&"recall"),
+            r.first().contains(&"remind") && !r.first().contains(&"recall"),
             "{r:?}"
         );
         assert!(!r.tools.contains(&"shell"));
         let r = route("What files do I have?");
         assert!(
-            !r.forced.is_empty() && r.tools.contains(&"list_files"),
+            !r.first().is_empty() && r.tools.contains(&"list_files"),
             "{r:?}"
         );
         let r = route("Please remember this: my bicycle lock code is 4821.");
         assert!(
-            !r.forced.is_empty() && r.tools.contains(&"remember"),
+            !r.first().is_empty() && r.tools.contains(&"remember"),
             "{r:?}"
         );
         assert!(!r.tools.contains(&"read_file"));
@@ -475,16 +475,19 @@ mod tests {
 
     #[test]
     fn french_requests_are_understood() {
-        assert_eq!(route("Combien font 12 fois 8 ?").forced, ["calculate"]);
+        assert_eq!(route("Combien font 12 fois 8 ?").first(), ["calculate"]);
         assert!(
             offers("Quelle heure est-il ?", "time")
-                && !route("Quelle heure est-il ?").forced.is_empty()
+                && !route("Quelle heure est-il ?").first().is_empty()
         );
         let r = route("Rappelle-moi demain à 9h d'appeler le plombier");
-        assert!(!r.forced.is_empty() && r.tools.contains(&"remind"), "{r:?}");
+        assert!(
+            !r.first().is_empty() && r.tools.contains(&"remind"),
+            "{r:?}"
+        );
         assert!(
             route("Quels fichiers ai-je ?")
-                .forced
+                .first()
                 .contains(&"list_files")
         );
         assert!(offers("Retiens que mon code de vélo est 4821", "remember"));
@@ -503,7 +506,7 @@ mod tests {
         ] {
             let r = route(m);
             assert!(
-                !r.forced.is_empty() && r.tools.contains(&"calculate"),
+                !r.first().is_empty() && r.tools.contains(&"calculate"),
                 "{m}: {r:?}"
             );
         }
@@ -514,7 +517,7 @@ mod tests {
 
     #[test]
     fn commands_are_offered_only_when_asked_for() {
-        assert_eq!(route("Run `df -h` for me").forced, ["shell"]);
+        assert_eq!(route("Run `df -h` for me").first(), ["shell"]);
         assert!(offers("Run `df -h` for me", "shell"));
         assert!(!offers("What's the weather like?", "shell"));
         assert!(!offers(
@@ -523,7 +526,7 @@ mod tests {
         ));
         assert!(
             route("Save a file called groceries.txt with milk")
-                .forced
+                .first()
                 .contains(&"write_file")
         );
     }
@@ -545,37 +548,40 @@ mod tests {
     fn files_named_by_their_stem_are_read_and_folders_listed() {
         let w = ws(&["todo.txt", "courses.txt", "docs/", "plan.md"]);
         let r = route_in("Read me my todo list", &w);
-        assert_eq!(r.forced, ["read_file"]);
+        assert_eq!(r.first(), ["read_file"]);
         assert_eq!(r.paths, ["todo.txt"]);
         let r = route_in("Qu'est-ce qu'il y a sur ma liste de courses ?", &w);
-        assert_eq!(r.forced, ["read_file"]);
+        assert_eq!(r.first(), ["read_file"]);
         assert_eq!(r.paths, ["courses.txt"]);
         let r = route_in("Is there anything in my docs folder?", &w);
-        assert_eq!(r.forced, ["list_files"]);
+        assert_eq!(r.first(), ["list_files"]);
         assert_eq!(r.dirs, ["docs"]);
         let r = route_in("Remind me tomorrow at 9 to check the plan", &w);
         assert_eq!(r.steps, vec![vec!["remind", "schedule"]]);
         assert!(r.tools.contains(&"read_file"));
         // Nothing of the sort in the workspace: nothing read.
-        assert!(route_in("Read me my todo list", &[]).forced.is_empty());
+        assert!(route_in("Read me my todo list", &[]).first().is_empty());
         // Named with its extension, not there: still read (the tool says so).
         assert_eq!(
-            route_in("What's in shopping.txt?", &w).forced,
+            route_in("What's in shopping.txt?", &w).first(),
             ["read_file"]
         );
-        assert_eq!(route_in("What files do I have?", &w).forced, ["list_files"]);
+        assert_eq!(
+            route_in("What files do I have?", &w).first(),
+            ["list_files"]
+        );
     }
 
     /// Reading offers no tool that writes; writing offers no reading.
     #[test]
     fn reading_a_file_offers_nothing_that_writes() {
         let r = route("Tu peux me lire le fichier recette.txt ?");
-        assert_eq!(r.forced, ["read_file"]);
+        assert_eq!(r.first(), ["read_file"]);
         assert!(!r.tools.contains(&"write_file"), "{r:?}");
         let r = route("Delete old.txt");
-        assert!(r.forced.contains(&"delete_file"), "{r:?}");
+        assert!(r.first().contains(&"delete_file"), "{r:?}");
         let r = route("Range facture.txt dans le dossier archives.");
-        assert!(r.forced.contains(&"move_file"), "{r:?}");
+        assert!(r.first().contains(&"move_file"), "{r:?}");
         let r = route("What's in todo.txt? Then remind me about the first item tomorrow at 9.");
         assert_eq!(r.steps, vec![vec!["read_file"], vec!["remind", "schedule"]]);
     }
@@ -583,7 +589,7 @@ mod tests {
     #[test]
     fn listing_reminders_offers_no_cancel_and_a_watch_is_not_a_briefing() {
         let r = route("J'ai quoi comme rappels ?");
-        assert_eq!(r.forced, ["reminders"]);
+        assert_eq!(r.first(), ["reminders"]);
         assert!(
             !r.tools.contains(&"cancel_reminder") && !r.tools.contains(&"remind"),
             "{r:?}"
@@ -591,16 +597,16 @@ mod tests {
         let r = route("List my reminders and cancel the one about the dentist.");
         assert_eq!(r.steps, vec![vec!["reminders"], vec!["cancel_reminder"]]);
         assert_eq!(
-            route("Cancel my dentist reminder").forced,
+            route("Cancel my dentist reminder").first(),
             ["cancel_reminder"]
         );
-        assert_eq!(route("Arrête le briefing du matin").forced, ["briefing"]);
+        assert_eq!(route("Arrête le briefing du matin").first(), ["briefing"]);
         assert_eq!(
-            route("Keep an eye on the parcel from Lyon in my briefing.").forced,
+            route("Keep an eye on the parcel from Lyon in my briefing.").first(),
             ["watch"]
         );
         assert_eq!(
-            route("Ajoute à mon briefing du matin : penser à renouveler mon passeport.").forced,
+            route("Ajoute à mon briefing du matin : penser à renouveler mon passeport.").first(),
             ["watch"]
         );
     }
@@ -612,7 +618,7 @@ mod tests {
             "Garde ça en mémoire : le code wifi de la maison, c'est bleu-citron-42.",
             "Note to self for later: my passport expires in March 2029, remember it.",
         ] {
-            assert_eq!(route(m).forced, ["remember"], "{m}");
+            assert_eq!(route(m).first(), ["remember"], "{m}");
         }
     }
 
